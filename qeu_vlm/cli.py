@@ -1,0 +1,118 @@
+"""Headless commands: ``python -m qeu_vlm {synth,validate,score,replay}``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from .domain import ORIGINAL_DEFECT_PINS
+
+
+def _synth_config(a):
+    from .synth import SynthConfig
+
+    pins = {"all": None, "original": ORIGINAL_DEFECT_PINS}.get(a.defect_pins, None)
+    if a.defect_pins not in ("all", "original"):
+        pins = tuple(a.defect_pins.split(","))
+    return SynthConfig(n_train=a.n_train, n_test=a.n_test, seed=a.seed, passed_fraction=a.passed_fraction,
+                       defect_pins=pins)
+
+
+def cmd_synth(a):
+    from .synth import write_twin
+
+    t = time.perf_counter()
+    twin = _synth_config(a).generate()
+    out = write_twin(twin, a.out)
+    n = a.n_train + a.n_test
+    dt = time.perf_counter() - t
+    print(f"wrote {n} records + pools to {out} in {dt:.1f} s ({n / dt:.0f} records/s)")
+    return out
+
+
+def cmd_validate(a):
+    from .data import load_records
+
+    _, report = load_records(a.source, split=a.split, collect=True)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def cmd_score(a):
+    from .metrics import score_jsonl
+
+    m = score_jsonl(a.predictions)
+    text = json.dumps(m, indent=2)
+    if a.out:
+        Path(a.out).write_text(text)
+    print(text)
+
+
+def cmd_replay(a):
+    """The main job, offline on the synthetic twin: synth -> validate -> convert -> summary."""
+    from .conversation import convert, shot_plan
+    from .data import load_pools, load_records
+
+    run = Path(a.out)
+    run.mkdir(parents=True, exist_ok=True)
+    a.out = str(run / "twin")
+    t0 = time.perf_counter()
+    cmd_synth(a)
+    summary = {"twin": json.loads((run / "twin" / "summary.json").read_text())}
+    pools = load_pools(run / "twin" / "drive")
+    for name in ("CYLNimages_train_1015", "CYLNimages_test_1015"):
+        for src in (run / "twin" / "dataset", run / "twin" / "drive" / name):
+            split = "CYLNimages_train_1015" if "train" in name else "CYLNimages_test_1015"
+            ds, report = load_records(str(src), split=split, collect=True)
+            if not report.ok:
+                print(report)
+                return 1
+        shots = shot_plan(len(ds), one_shot_first=min(a.one_shot_first, len(ds)))
+        convs = convert(ds, pools, shots, seed=a.seed, progress=True)
+        summary[name] = {"rows": len(ds), "validated_sources": 2, "conversations": dict(Counter(c["shot"] for c in convs)),
+                         "images_per_conversation": dict(Counter(
+                             sum(ct["type"] == "image" for m in c["messages"] for ct in m["content"]) for c in convs))}
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    (run / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    lines = ["# qeu_vlm replay (offline, synthetic twin)", "", "| split | rows | zero-shot | one-shot |", "|---|---|---|---|"]
+    for name in ("CYLNimages_train_1015", "CYLNimages_test_1015"):
+        s = summary[name]
+        lines.append(f"| {name} | {s['rows']} | {s['conversations'].get('zero', 0)} | {s['conversations'].get('one', 0)} |")
+    (run / "report.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"run folder: {run} ({summary['seconds']} s)")
+    return 0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="qeu_vlm", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def twin_args(s, n_train, n_test):
+        s.add_argument("--out", required=True)
+        s.add_argument("--n-train", type=int, default=n_train)
+        s.add_argument("--n-test", type=int, default=n_test)
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--passed-fraction", type=float, default=0.2)
+        s.add_argument("--defect-pins", default="all", help="all | original (the real data's 18) | 1U,9C,...")
+
+    twin_args(sub.add_parser("synth", help="write the synthetic twin"), 1520, 462)
+    r = sub.add_parser("replay", help="the main job on the synthetic twin")
+    twin_args(r, 200, 60)
+    r.add_argument("--one-shot-first", type=int, default=50)
+    v = sub.add_parser("validate", help="validate a dataset source and list every problem")
+    v.add_argument("source")
+    v.add_argument("--split", default="train")
+    s = sub.add_parser("score", help="score a predictions JSONL")
+    s.add_argument("predictions")
+    s.add_argument("--out")
+    a = p.parse_args(argv)
+    rc = {"synth": cmd_synth, "validate": cmd_validate, "score": cmd_score, "replay": cmd_replay}[a.cmd](a)
+    return rc if isinstance(rc, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Record -> conversation: zero-shot (reference + test), one-shot (star turn first), composite.
+
+Conversations carry PIL images inline (``{"type": "image", "image": img}``), the form Unsloth's vision
+collator takes; ``for_trl`` moves them to an ``images`` list with placeholders, the form TRL takes.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from .answer import answer_for, format_answer, format_star_answer
+from .data import Pools, decode
+from .prompts import prompts
+
+SHOTS = ("zero", "one", "composite")
+SEPARATOR_PX = 12
+
+
+def composite(reference: Image.Image, test: Image.Image) -> Image.Image:
+    """Reference above test with a white separator bar, for single-image models."""
+    w = max(reference.width, test.width)
+    out = Image.new("RGB", (w, reference.height + SEPARATOR_PX + test.height), (255, 255, 255))
+    out.paste(reference, (0, 0))
+    out.paste(test, (0, reference.height + SEPARATOR_PX))
+    return out
+
+
+def _user(text, *images):
+    return {"role": "user", "content": [{"type": "text", "text": text}]
+            + [{"type": "image", "image": im} for im in images]}
+
+
+def _assistant(text):
+    return {"role": "assistant", "content": [{"type": "text", "text": text}]}
+
+
+def to_conversation(record: dict, pools: Pools, shot: str, rng: np.random.Generator,
+                    prompt_set: str = "default", with_answer: bool = True) -> dict:
+    """One record as ``{"messages": [...], "shot": shot}``; without the final answer for inference."""
+    if shot not in SHOTS:
+        raise ValueError(f"unknown shot mode {shot!r} (known: {', '.join(SHOTS)})")
+    typ = record["type"]
+    p = prompts(prompt_set)
+    ref = pools.passed[typ][rng.integers(len(pools.passed[typ]))]
+    test = decode(record["image"])
+    msgs = []
+    if shot == "one":
+        star, addr = pools.stars[typ][rng.integers(len(pools.stars[typ]))]
+        msgs += [_user(p["STAR"], star), _assistant(format_star_answer(typ, addr))]
+    if shot == "composite":
+        msgs.append(_user(p[typ].replace("image2 and image3", "the upper and lower halves of the image")
+                          .replace("Image2", "The upper half"), composite(ref, test)))
+    else:
+        msgs.append(_user(p[typ], ref, test))
+    if with_answer:
+        msgs.append(_assistant(format_answer(answer_for(record))))
+    return {"messages": msgs, "shot": shot}
+
+
+def shot_plan(n: int, one_shot_first: int | None = None, one_shot_fraction: float | None = None,
+              rng: np.random.Generator | None = None, base: str = "zero") -> list[str]:
+    """Which records are one-shot: the first N (as the original did) or a seeded random fraction."""
+    if one_shot_first is not None:
+        return ["one" if i < one_shot_first else base for i in range(n)]
+    frac = one_shot_fraction or 0.0
+    rng = rng or np.random.default_rng(0)
+    return ["one" if u < frac else base for u in rng.random(n)]
+
+
+def convert(records, pools: Pools, shots: list[str], seed: int = 0, prompt_set: str = "default",
+            with_answer: bool = True, progress: bool = False) -> list[dict]:
+    from tqdm.auto import tqdm
+
+    if len(shots) != len(records):
+        raise ValueError(f"{len(shots)} shot modes for {len(records)} records")
+    rng = np.random.default_rng(seed)
+    return [to_conversation(r, pools, s, rng, prompt_set, with_answer)
+            for r, s in tqdm(zip(records, shots), total=len(shots), desc="converting", disable=not progress)]
+
+
+def images_of(conv: dict) -> list:
+    return [c["image"] for m in conv["messages"] for c in m["content"] if c["type"] == "image"]
+
+
+def for_trl(conv: dict) -> dict:
+    """TRL's vision form: placeholders in the messages, the images in order in ``images``."""
+    msgs = [{"role": m["role"], "content": [{"type": "image"} if c["type"] == "image" else c for c in m["content"]]}
+            for m in conv["messages"]]
+    return {"messages": msgs, "images": images_of(conv)}

@@ -1,0 +1,104 @@
+"""Inspection quality, measured: what the original posts judged by eye.
+
+An unparseable answer counts as wrong in every metric and is never dropped.
+
+>>> from qeu_vlm.answer import Answer
+>>> t = Answer("CYLN_DST", 27, "defective", "X-plus", "X:3, Y:C")
+>>> score([t], [t])["all"]["position_exact"]
+1.0
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from .answer import Answer, format_answer, parse_answer
+from .domain import MODES, PASSED, Address
+
+
+def _ratio(num, den):
+    return None if den == 0 else num / den
+
+
+def _addr(pos):
+    try:
+        return Address.parse(pos)
+    except Exception:
+        return None
+
+
+def _score_group(pairs) -> dict:
+    n = len(pairs)
+    defective = [(p, t) for p, t in pairs if t.judgement == "defective"]
+    passed = [(p, t) for p, t in pairs if t.judgement == PASSED]
+    tpr = _ratio(sum(p.judgement == "defective" for p, _ in defective), len(defective))
+    tnr = _ratio(sum(p.judgement == PASSED for p, _ in passed), len(passed))
+    confusion = {t: {p: 0 for p in MODES + ("unreadable",)} for t in MODES}
+    rows = cols = near = exact = 0
+    for p, t in defective:
+        confusion[t.defect_mode][p.defect_mode or "unreadable"] += 1
+        pa, ta = _addr(p.position), _addr(t.position)
+        if pa and ta:
+            rows += pa.row == ta.row
+            cols += pa.col == ta.col
+            near += abs(pa.col - ta.col) <= 1 and abs(pa.row_index - ta.row_index) <= 1
+            exact += pa == ta
+    bal = None if tpr is None or tnr is None else (tpr + tnr) / 2
+    return {
+        "n": n,
+        "n_defective": len(defective),
+        "n_passed": len(passed),
+        "format_valid": _ratio(sum(p.valid for p, _ in pairs), n),
+        "judgement_accuracy": _ratio(sum(p.judgement == t.judgement for p, t in pairs), n),
+        "judgement_balanced_accuracy": bal,
+        "overkill": None if tnr is None else 1 - tnr,
+        "miss": _ratio(sum(p.judgement != "defective" for p, _ in defective), len(defective)),
+        "mode_accuracy": _ratio(sum(p.defect_mode == t.defect_mode for p, t in defective), len(defective)),
+        "position_exact": _ratio(exact, len(defective)),
+        "row_accuracy": _ratio(rows, len(defective)),
+        "column_accuracy": _ratio(cols, len(defective)),
+        "within_one_pin": _ratio(near, len(defective)),
+        "exact_match": _ratio(sum(p.valid and p == t for p, t in pairs), n),
+        "mode_confusion": confusion,
+        "distinct_positions": len({p.position for p, _ in defective if p.position not in (None, PASSED)}),
+    }
+
+
+def score(predictions, truths, image_types=None, shots=None) -> dict:
+    """Score predictions (texts or Answers) against true Answers.
+
+    Returns ``{"all": {...}, "by_type": {type: {...}}, "by_shot": {shot: {...}}}``. ``image_types`` and
+    ``shots`` label each pair for the breakdowns; image types default to the truths'.
+    """
+    preds = [p if isinstance(p, Answer) else parse_answer(p) for p in predictions]
+    truths = [t if isinstance(t, Answer) else parse_answer(t) for t in truths]
+    if len(preds) != len(truths):
+        raise ValueError(f"{len(preds)} predictions for {len(truths)} truths: every record needs one of each")
+    image_types = image_types or [t.image_type for t in truths]
+    shots = shots or ["zero"] * len(truths)
+    pairs = list(zip(preds, truths))
+    out = {"all": _score_group(pairs), "by_type": {}, "by_shot": {}}
+    for key, labels in (("by_type", image_types), ("by_shot", shots)):
+        groups = defaultdict(list)
+        for lab, pair in zip(labels, pairs):
+            groups[lab].append(pair)
+        out[key] = {lab: _score_group(g) for lab, g in sorted(groups.items())}
+    return out
+
+
+def score_jsonl(path) -> dict:
+    """Score a predictions JSONL whose lines hold ``text`` and ``truth`` (and optionally ``shot``)."""
+    preds, truths, shots = [], [], []
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                preds.append(row["text"])
+                truths.append(row["truth"] if isinstance(row["truth"], str) else format_answer(Answer(**{
+                    k: row["truth"][k] for k in ("image_type", "pin_count", "judgement", "defect_mode", "position")})))
+                shots.append(row.get("shot", "zero"))
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}, line {i}: not a prediction record ({e})") from None
+    return score(preds, truths, shots=shots)

@@ -1,0 +1,307 @@
+"""The synthetic twin: records shaped like the real Hub datasets, plus the Drive reference pools.
+
+RAW images are drawn from pin geometry (perspective lean, camera shift/rotation, lighting); a bent
+pin's top is displaced in its bend direction and its body elongated. DST images are *computed*: the
+grey render is compared with the average of passed renders through seven 5x5 kernels at stride 5,
+combined per block with a Minkowski p=4 distance, so a bent pin comes out bright because it differs.
+
+>>> twin = SynthConfig(n_train=4, n_test=2, seed=0).generate()   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from tqdm.auto import tqdm
+
+from .domain import (ALL_ADDRESSES, DEFECT_MODES, MODE_VECTORS, PASSED, ROWS, Address, format_bbox, format_dir,
+                     format_position)
+
+W, H = 410, 280
+TOP, LEFT = 60, 60                       # label bands: digits on top, letters on the left
+COL_X0, COL_PITCH = 87.0, 37.0           # pin centres, from the real bboxes
+ROW_Y = {"U": 125.0, "C": 172.0, "D": 219.0}
+PIN_R = 10.5
+BEND_PX = 9.0                            # ~10 degree bend of the pin's top
+LEAN = 0.05                              # perspective: tops lean away from the optical centre
+BLOCK = 5
+DST_SCALE = 2.2                          # Minkowski distance -> uint8
+
+
+@dataclass
+class SynthConfig:
+    """Parameters of the twin. Same parameters and seed give the same bytes."""
+
+    n_train: int = 1520
+    n_test: int = 462
+    seed: int = 0
+    passed_fraction: float = 0.2
+    dst_fraction: float = 0.5
+    defect_pins: tuple | None = None     # pin codes like "9C"; None = all 27
+    n_average: int = 24                  # passed renders averaged into the DST reference
+    n_pool: int = 10                     # passed images and star images per type
+    train_name: str = "CYLNimages_train_1015"
+    test_name: str = "CYLNimages_test_1015"
+
+    def generate(self, progress: bool = True) -> "Twin":
+        return generate(self, progress)
+
+    def pins(self) -> tuple[Address, ...]:
+        if self.defect_pins is None:
+            return ALL_ADDRESSES
+        return tuple(Address.from_code(c) for c in self.defect_pins)
+
+
+@dataclass
+class Camera:
+    dx: float = 0.0
+    dy: float = 0.0
+    rot: float = 0.0                     # radians
+    light: float = 1.0
+    tilt: float = 0.0                    # left-right lighting gradient
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> "Camera":
+        return cls(dx=rng.uniform(-2, 2), dy=rng.uniform(-2, 2), rot=np.deg2rad(rng.uniform(-0.8, 0.8)),
+                   light=rng.uniform(0.8, 1.1), tilt=rng.uniform(-0.15, 0.15))
+
+    def apply(self, x, y):
+        cx, cy = (LEFT + W) / 2, (TOP + H) / 2
+        c, s = np.cos(self.rot), np.sin(self.rot)
+        return cx + c * (x - cx) - s * (y - cy) + self.dx, cy + s * (x - cx) + c * (y - cy) + self.dy
+
+
+def pin_centre(addr: Address) -> tuple[float, float]:
+    """Nominal centre of a pin's base in the 410-px image."""
+    return COL_X0 + (addr.col - 1) * COL_PITCH, ROW_Y[addr.row]
+
+
+def _pin_geometry(addr: Address, cam: Camera, mode: str = PASSED):
+    bx, by = cam.apply(*pin_centre(addr))
+    ocx, ocy = cam.apply((LEFT + W) / 2, (TOP + H) / 2)
+    tx, ty = bx + LEAN * (bx - ocx), by + LEAN * (by - ocy)
+    if mode != PASSED:
+        vx, vy = MODE_VECTORS[mode]
+        tx, ty = tx + BEND_PX * vx, ty + BEND_PX * vy
+    return (bx, by), (tx, ty)
+
+
+def _pin_extent(addr, cam, mode, margin=3):
+    """Pixels the bend touches: the base, the bent top, and where the straight top was."""
+    (bx, by), (tx, ty) = _pin_geometry(addr, cam, mode)
+    _, (ox, oy) = _pin_geometry(addr, cam)
+    xs, ys, r = (bx, tx, ox), (by, ty, oy), PIN_R + margin
+    return (int(np.floor(min(xs) - r)), int(np.floor(min(ys) - r)),
+            int(np.ceil(max(xs) + r)), int(np.ceil(max(ys) + r)))
+
+
+_FONT = None
+
+
+def _font():
+    global _FONT
+    if _FONT is None:
+        try:
+            _FONT = ImageFont.load_default(size=24)
+        except TypeError:                 # Pillow < 10.1 has no sized default font
+            _FONT = ImageFont.load_default()
+    return _FONT
+
+
+def draw_labels(img: Image.Image) -> Image.Image:
+    """Paste the black label bands: digits 1-9 across the top (X), U/C/D down the left (Y)."""
+    d = ImageDraw.Draw(img)
+    d.rectangle([0, 0, W, TOP - 1], fill=(0, 0, 0))
+    d.rectangle([0, 0, LEFT - 1, H], fill=(0, 0, 0))
+    for c in range(1, 10):
+        d.text((COL_X0 + (c - 1) * COL_PITCH, TOP / 2), str(c), fill=(235, 225, 215), font=_font(), anchor="mm")
+    for r in ROWS:
+        d.text((LEFT / 2, ROW_Y[r]), r, fill=(235, 225, 215), font=_font(), anchor="mm")
+    return img
+
+
+def render_raw(cam: Camera, defect: Address | None = None, mode: str = PASSED, labels: bool = True) -> Image.Image:
+    """A top view of the 27 pins on the housing, as the camera and lighting give it."""
+    img = Image.new("RGB", (W, H), (18, 22, 30))
+    d = ImageDraw.Draw(img)
+    corners = [cam.apply(x, y) for x, y in ((LEFT - 20, 88), (W + 20, 88), (W + 20, 256), (LEFT - 20, 256))]
+    d.rectangle([0, 0, W, H], fill=(150, 150, 145))                  # grey strips above and below
+    d.polygon(corners, fill=(28, 42, 78))                               # dark-blue housing
+    for addr in ALL_ADDRESSES:
+        m = mode if addr == defect else PASSED
+        (bx, by), (tx, ty) = _pin_geometry(addr, cam, m)
+        d.line([(bx, by), (tx, ty)], fill=(70, 120, 130), width=int(2 * PIN_R))
+        d.ellipse([bx - PIN_R, by - PIN_R, bx + PIN_R, by + PIN_R], fill=(70, 120, 130))
+        d.ellipse([tx - PIN_R, ty - PIN_R, tx + PIN_R, ty + PIN_R], fill=(170, 225, 225))
+        d.ellipse([tx - PIN_R * 0.45, ty - PIN_R * 0.6, tx + PIN_R * 0.1, ty - PIN_R * 0.05], fill=(225, 250, 250))
+    a = np.asarray(img, dtype=np.float32)
+    gradient = 1.0 + cam.tilt * np.linspace(-1, 1, W, dtype=np.float32)[None, :, None]
+    img = Image.fromarray(np.clip(a * cam.light * gradient, 0, 255).astype(np.uint8))
+    return draw_labels(img) if labels else img
+
+
+def grey(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("L"), dtype=np.float32)[TOP:, LEFT:]
+
+
+def _kernels() -> np.ndarray:
+    """Seven 5x5 local features: mean, two gradients, two diagonals, Laplacian, ring."""
+    u = np.linspace(-1, 1, 5, dtype=np.float32)
+    X, Y = np.meshgrid(u, u)
+    R = np.hypot(X, Y)
+    ks = [np.ones((5, 5)) / 25, X / 5, Y / 5, (X + Y) / 7, (X - Y) / 7,
+          (np.where(R < 0.1, 24.0, -1.0)) / 25, (R > 0.9).astype(np.float32) / 12 - (R <= 0.9) / 13]
+    return np.stack([k.ravel() for k in ks], axis=1).astype(np.float32)    # (25, 7)
+
+
+_K = _kernels()
+_CHANNELS = ((0, 5, 6), (1, 3), (2, 4))                 # feature groups tinted red, green, blue
+
+
+def block_features(g: np.ndarray) -> np.ndarray:
+    h, w = g.shape[0] // BLOCK, g.shape[1] // BLOCK
+    blocks = g[: h * BLOCK, : w * BLOCK].reshape(h, BLOCK, w, BLOCK).transpose(0, 2, 1, 3).reshape(h, w, 25)
+    return blocks @ _K                                    # (h, w, 7)
+
+
+def dst_image(render: Image.Image, reference: np.ndarray) -> Image.Image:
+    """The N-SORTC-style difference image of a render against the passed average (grey, content area)."""
+    g = grey(render)
+    # Lighting is not a defect: match the render's column brightness profile to the reference's.
+    g = g * (reference.mean(0) + 1.0) / (g.mean(0) + 1.0)
+    diff = np.abs(block_features(g) - block_features(reference)) ** 4
+    rgb = np.stack([diff[..., list(ch)].sum(-1) ** 0.25 for ch in _CHANNELS], -1)
+    total = diff.sum(-1, keepdims=True) ** 0.25
+    # A block that differs in every feature group turns white; edge shifts stay tinted.
+    rgb = np.clip((0.5 * rgb + 0.5 * total) * DST_SCALE, 0, 255).astype(np.uint8)
+    small = Image.fromarray(rgb)
+    out = Image.new("RGB", (W, H), (0, 0, 0))
+    out.paste(small.resize((small.width * BLOCK, small.height * BLOCK), Image.BILINEAR), (LEFT, TOP))
+    return draw_labels(out)
+
+
+def draw_star(img: Image.Image, addr: Address, cam: Camera) -> Image.Image:
+    """A red five-point star on one pin's top, as in the one-shot teaching images."""
+    _, (tx, ty) = _pin_geometry(addr, cam)
+    ang = np.pi / 2 + np.arange(10) * np.pi / 5
+    rad = np.where(np.arange(10) % 2 == 0, 13.0, 5.5)
+    pts = [(tx + r * np.cos(a), ty - r * np.sin(a)) for r, a in zip(rad, ang)]
+    ImageDraw.Draw(img).polygon(pts, fill=(230, 30, 40))
+    return img
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+@dataclass
+class Twin:
+    """What ``generate`` makes: record splits (dicts with PNG bytes) and the reference pools."""
+
+    config: SynthConfig
+    splits: dict = field(default_factory=dict)         # name -> list of records
+    pools: dict = field(default_factory=dict)          # "DST"/"RAW"/"DST_STAR"/"RAW_STAR" -> [(file, png)]
+    star_table: list = field(default_factory=list)     # [(file, type, address)]
+
+    def summary(self) -> dict:
+        out = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()}}
+        for name, recs in self.splits.items():
+            types = {t: sum(r["type"] == t for r in recs) for t in ("CYLN_DST", "CYLN_RAW")}
+            modes = {m: sum(r["bbox_str"].startswith(m) for r in recs) for m in (PASSED,) + DEFECT_MODES}
+            out[name] = {"rows": len(recs), "types": types, "modes": modes,
+                         "positions": len({r["position"] for r in recs})}
+        return out
+
+
+def generate(cfg: SynthConfig, progress: bool = True) -> Twin:
+    rng = np.random.default_rng(cfg.seed)
+    ref = np.mean([grey(render_raw(Camera.random(rng), labels=False)) for _ in range(cfg.n_average)], axis=0)
+    twin = Twin(cfg)
+    pins = cfg.pins()
+    total = cfg.n_train + cfg.n_test
+    bar = tqdm(total=total, desc="synthesising twin", disable=not progress)
+    for name, n in ((cfg.train_name, cfg.n_train), (cfg.test_name, cfg.n_test)):
+        recs = []
+        for _ in range(n):
+            cam = Camera.random(rng)
+            typ = "CYLN_DST" if rng.random() < cfg.dst_fraction else "CYLN_RAW"
+            if rng.random() < cfg.passed_fraction:
+                addr, mode = None, PASSED
+                box = (147, 103, 328, 228)                  # every real passed row carries this box
+            else:
+                addr, mode = pins[rng.integers(len(pins))], DEFECT_MODES[rng.integers(4)]
+                box = _pin_extent(addr, cam, mode)
+            raw = render_raw(cam, addr, mode)
+            img = dst_image(raw, ref) if typ == "CYLN_DST" else raw
+            recs.append({"dir": format_dir(addr, mode), "position": format_position(addr), "type": typ,
+                         "bbox_str": format_bbox(mode, box), "image": png_bytes(img)})
+            bar.update()
+        twin.splits[name] = recs
+    bar.close()
+    stars = rng.permutation(len(ALL_ADDRESSES))
+    for kind in ("RAW", "DST"):
+        for i in range(cfg.n_pool):
+            cam = Camera.random(rng)
+            raw = render_raw(cam)
+            img = dst_image(raw, ref) if kind == "DST" else raw
+            twin.pools.setdefault(kind, []).append((f"passed_{kind.lower()}_{i:02d}.png", png_bytes(img)))
+            addr = ALL_ADDRESSES[stars[(i + (kind == "DST") * cfg.n_pool) % len(stars)]]
+            star = draw_star(img.copy(), addr, cam)
+            fname = f"star_{kind.lower()}_{i:02d}.png"
+            twin.pools.setdefault(f"{kind}_STAR", []).append((fname, png_bytes(star)))
+            twin.star_table.append((fname, f"CYLN_{kind}", addr.canonical))
+    return twin
+
+
+STAR_TABLE = "star_addresses.csv"
+
+
+def write_twin(twin: Twin, out: str | os.PathLike) -> Path:
+    """Write ``dataset/`` (``datasets.load_from_disk``), ``drive/`` (Drive layout) and ``summary.json``.
+
+    Written into a temporary sibling and renamed at the end, so a crash never leaves a folder that
+    looks complete.
+    """
+    import datasets
+
+    out = Path(out)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    features = datasets.Features({k: datasets.Value("string") for k in ("dir", "position", "type", "bbox_str")}
+                                 | {"image": datasets.Image()})
+    dd = datasets.DatasetDict({
+        name: datasets.Dataset.from_list(
+            [r | {"image": {"bytes": r["image"], "path": None}} for r in recs], features=features)
+        for name, recs in twin.splits.items()})
+    dd.save_to_disk(str(tmp / "dataset"))
+    drive = tmp / "drive"
+    for name, recs in twin.splits.items():
+        (drive / name / "images").mkdir(parents=True)
+        with open(drive / name / "metadata.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file_name", "dir", "position", "type", "bbox_str"])
+            for i, r in enumerate(recs):
+                fn = f"images/{i:05d}.png"
+                (drive / name / fn).write_bytes(r["image"])
+                w.writerow([fn, r["dir"], r["position"], r["type"], r["bbox_str"]])
+    for kind, files in twin.pools.items():
+        (drive / "passed_image" / kind).mkdir(parents=True)
+        for fn, data in files:
+            (drive / "passed_image" / kind / fn).write_bytes(data)
+    with open(drive / "passed_image" / STAR_TABLE, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file_name", "type", "address"])
+        w.writerows(twin.star_table)
+    (tmp / "summary.json").write_text(json.dumps(twin.summary(), indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out

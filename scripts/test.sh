@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test suite, offline, on CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install_cpu.sh
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+python3 -m pytest -q tests "$@"

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from qeu_vlm import parse_answer
+from qeu_vlm.conversation import convert, for_trl, images_of, shot_plan, to_conversation
+from qeu_vlm.data import decode, load_pools
+
+
+@pytest.fixture(scope="module")
+def pools(twin_dir):
+    return load_pools(twin_dir / "drive")
+
+
+def test_zero_one_composite(twin, pools):
+    rec = twin.splits["CYLNimages_train_1015"][0]
+    rng = np.random.default_rng(0)
+    z = to_conversation(rec, pools, "zero", rng)
+    o = to_conversation(rec, pools, "one", rng)
+    c = to_conversation(rec, pools, "composite", rng)
+    assert len(images_of(z)) == 2 and len(images_of(o)) == 3 and len(images_of(c)) == 1
+    assert [m["role"] for m in o["messages"]] == ["user", "assistant", "user", "assistant"]
+    # The test image is the last image, the reference is a passed pool image of the same type.
+    assert np.array_equal(np.asarray(images_of(z)[-1]), np.asarray(decode(rec["image"])))
+    assert any(images_of(z)[0] is im for im in pools.passed[rec["type"]])
+    assert any(images_of(o)[0] is im for im, _ in pools.stars[rec["type"]])
+    assert parse_answer(z["messages"][-1]["content"][0]["text"]).valid
+    assert images_of(c)[0].height > 2 * 280
+
+
+def test_inference_variant_and_trl_form(twin, pools):
+    rec = twin.splits["CYLNimages_train_1015"][1]
+    inf = to_conversation(rec, pools, "one", np.random.default_rng(0), with_answer=False)
+    assert inf["messages"][-1]["role"] == "user"
+    t = for_trl(inf)
+    assert len(t["images"]) == 3
+    assert sum(c == {"type": "image"} for m in t["messages"] for c in m["content"]) == 3
+
+
+def test_mixing_seeded(twin, pools):
+    recs = twin.splits["CYLNimages_train_1015"][:10]
+    assert shot_plan(10, one_shot_first=4) == ["one"] * 4 + ["zero"] * 6
+    assert shot_plan(10, one_shot_fraction=0.5) == shot_plan(10, one_shot_fraction=0.5)
+    a = convert(recs, pools, shot_plan(10, one_shot_first=4), seed=1)
+    b = convert(recs, pools, shot_plan(10, one_shot_first=4), seed=1)
+    assert [id(x) for c in a for x in images_of(c)[:-1]] == [id(x) for c in b for x in images_of(c)[:-1]]
+    with pytest.raises(ValueError, match="shot mode"):
+        to_conversation(recs[0], pools, "two", np.random.default_rng(0))
+
+
+def test_prompt_sets(twin, pools):
+    rec = twin.splits["CYLNimages_train_1015"][0]
+    d = to_conversation(rec, pools, "zero", np.random.default_rng(0))["messages"][0]["content"][0]["text"]
+    o = to_conversation(rec, pools, "zero", np.random.default_rng(0), prompt_set="original")["messages"][0]["content"][0]["text"]
+    assert "digits 1 to 9 across the top give the X address" in d and "X address" not in o
