@@ -1,0 +1,143 @@
+"""A tiny, randomly initialised Qwen2.5-VL built offline: for tests, smoke runs and the CPU demo.
+
+Same architecture family as the real default, a BPE tokenizer trained here on the task's own text,
+the real Qwen2-VL chat template, and an image-only processor (the video processor needs torchvision,
+which has no CPU build). Saved with ``save_pretrained``; reloads with ``HF_HUB_OFFLINE=1``.
+
+>>> path = build_tiny_vlm("/tmp/tiny")            # doctest: +SKIP
+>>> model, processor = load_tiny_vlm(path)       # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+# The chat template Qwen2-VL / Qwen2.5-VL Instruct checkpoints ship.
+QWEN_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: "
+    "{% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                  "<|image_pad|>", "<|video_pad|>"]
+
+
+def _corpus() -> list[str]:
+    from .answer import Answer, format_answer, format_star_answer
+    from .domain import ALL_ADDRESSES, DEFECT_MODES, IMAGE_TYPES
+    from .prompts import PROMPT_SETS
+
+    texts = [t for s in PROMPT_SETS.values() for t in s.values()] + ["You are a helpful assistant.", "system", "user",
+                                                                      "assistant"]
+    for typ in IMAGE_TYPES:
+        texts.append(format_answer(Answer(typ, 27, "passed", "passed", "passed")))
+        for a in ALL_ADDRESSES:
+            texts.append(format_star_answer(typ, a.canonical))
+            texts += [format_answer(Answer(typ, 27, "defective", m, a.canonical)) for m in DEFECT_MODES]
+    return texts
+
+
+def build_tokenizer(vocab_size: int = 600):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(_corpus(), trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   bos_token=None, chat_template=QWEN_VL_CHAT_TEMPLATE,
+                                   extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
+                                                         "vision_bos_token": "<|vision_start|>",
+                                                         "vision_eos_token": "<|vision_end|>"})
+
+
+def _image_processor(max_pixels: int):
+    try:                                           # transformers 5: PIL backend, no torchvision
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil as IP
+    except ImportError:                            # transformers 4.x (Colab's Unsloth pins): the slow processor
+        from transformers import Qwen2VLImageProcessor as IP
+    return IP(min_pixels=28 * 28, max_pixels=max_pixels)
+
+
+def image_only_processor_class():
+    """Qwen2.5-VL's processor without the video slot (transformers derives slots from ``__init__``)."""
+    from transformers import Qwen2_5_VLProcessor
+    from transformers.processing_utils import ProcessorMixin
+
+    class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
+        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+            self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
+            self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+            self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+            ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+    return ImageOnlyQwen2_5_VLProcessor
+
+
+def build_processor(max_pixels: int = 224 * 160):
+    return image_only_processor_class()(image_processor=_image_processor(max_pixels), tokenizer=build_tokenizer(),
+                                        chat_template=QWEN_VL_CHAT_TEMPLATE)
+
+
+def tiny_config(tokenizer, text_hidden: int = 64, text_layers: int = 2, vision_hidden: int = 32,
+                vision_depth: int = 2):
+    from transformers import Qwen2_5_VLConfig
+
+    heads = max(2, text_hidden // 32)
+    half = text_hidden // heads // 2
+    # mRoPE splits each head's rotary half into (time, height, width) as the real 16:24:24 does.
+    mrope = [half // 4, (half - half // 4) // 2, half - half // 4 - (half - half // 4) // 2]
+    ids = tokenizer.convert_tokens_to_ids
+    return Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=text_hidden, intermediate_size=2 * text_hidden,
+                         num_hidden_layers=text_layers, num_attention_heads=heads, num_key_value_heads=heads,
+                         max_position_embeddings=4096,
+                         rope_parameters={"rope_type": "default", "mrope_section": mrope, "rope_theta": 10000.0},
+                         tie_word_embeddings=True, bos_token_id=None, eos_token_id=ids("<|im_end|>"),
+                         pad_token_id=ids("<|endoftext|>")),
+        vision_config=dict(depth=vision_depth, hidden_size=vision_hidden, intermediate_size=2 * vision_hidden,
+                           num_heads=2, out_hidden_size=text_hidden, patch_size=14, spatial_merge_size=2,
+                           temporal_patch_size=2, window_size=56, fullatt_block_indexes=[vision_depth - 1]),
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=True,
+    )
+
+
+def build_tiny_vlm(out: str | Path, seed: int = 0, max_pixels: int = 224 * 160, **sizes) -> Path:
+    """Build, randomly initialise and save the tiny model and its processor into ``out``."""
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    torch.manual_seed(seed)
+    processor = build_processor(max_pixels)
+    model = Qwen2_5_VLForConditionalGeneration(tiny_config(processor.tokenizer, **sizes))
+    model.generation_config.eos_token_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
+    out = Path(out)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def load_tiny_vlm(path: str | Path):
+    """Reload a saved tiny model and its processor (image-only), offline."""
+    from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path)
+    ip = _image_processor(224 * 160).__class__.from_pretrained(path)
+    processor = image_only_processor_class()(image_processor=ip, tokenizer=AutoTokenizer.from_pretrained(path),
+                                             chat_template=QWEN_VL_CHAT_TEMPLATE)
+    return model, processor
