@@ -1,0 +1,208 @@
+"""Fine-tune: Unsloth's FastVisionModel on a CUDA GPU, transformers + peft + TRL elsewhere; one Config.
+
+conversation -> (collator: tokens, pixels, labels) -> LossMask -> SFTTrainer -> checkpoints, log_history.json
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .config import Config
+from .presets import PRESETS, get_preset
+
+LOSS_MODES = ("final", "assistant", "all")
+
+
+class TrainingError(RuntimeError):
+    """A run that must not start (pre-flight) or a backend that cannot run here."""
+
+
+def resolve_backend(cfg: Config) -> str:
+    import torch
+
+    if cfg.backend not in ("auto", "unsloth", "hf"):
+        raise TrainingError(f"unknown backend {cfg.backend!r} (auto, unsloth, hf)")
+    if cfg.backend == "hf":
+        return "hf"
+    why = None
+    if not torch.cuda.is_available():
+        why = "no CUDA GPU is visible (Unsloth's vision models do not load on CPU)"
+    else:
+        try:
+            import unsloth  # noqa: F401
+        except Exception as e:               # unsloth raises several kinds at import on unsupported setups
+            why = f"unsloth does not import here ({e.__class__.__name__}: {e})"
+    if why is None:
+        return "unsloth"
+    if cfg.backend == "unsloth":
+        raise TrainingError(f"the unsloth backend cannot run: {why}. Use backend='hf' (transformers + peft + TRL), "
+                            "or run on a CUDA GPU (Colab T4/L4) with unsloth installed.")
+    return "hf"
+
+
+class LossMask:
+    """Wrap a collator and keep loss only on the final answer, on every assistant turn, or everywhere.
+
+    Assistant spans are found by the chat template's markers (``<|im_start|>assistant\\n`` ... ``<|im_end|>``).
+    """
+
+    def __init__(self, collator, tokenizer, mode: str = "final"):
+        if mode not in LOSS_MODES:
+            raise TrainingError(f"unknown loss mode {mode!r} (known: {', '.join(LOSS_MODES)})")
+        self.collator, self.mode = collator, mode
+        self.start = tokenizer.convert_tokens_to_ids("<|im_start|>")
+        self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.role = tokenizer.encode("assistant\n", add_special_tokens=False)
+
+    def spans(self, ids: list[int]) -> list[tuple[int, int]]:
+        out, n = [], len(self.role)
+        for i, t in enumerate(ids):
+            if t == self.start and ids[i + 1:i + 1 + n] == self.role:
+                s = i + 1 + n
+                e = next((j for j in range(s, len(ids)) if ids[j] == self.end), len(ids) - 1)
+                out.append((s, e + 1))                        # the answer and its <|im_end|>
+        return out
+
+    def __call__(self, examples):
+        batch = self.collator(examples)
+        if self.mode == "all":
+            return batch
+        labels = batch["labels"]
+        keep = labels.new_zeros(labels.shape, dtype=bool)
+        for b, ids in enumerate(batch["input_ids"].tolist()):
+            spans = self.spans(ids)
+            for s, e in spans[-1:] if self.mode == "final" else spans:
+                keep[b, s:e] = True
+        batch["labels"] = labels.masked_fill(~keep, -100)
+        return batch
+
+
+def precision():
+    """fp16 on a T4 (no bf16), bf16 where supported, fp32 on CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"fp16": False, "bf16": False}
+    bf16 = torch.cuda.is_bf16_supported()
+    return {"fp16": not bf16, "bf16": bf16}
+
+
+def _model_path(cfg: Config, run: Path) -> str:
+    if cfg.model == "tiny":
+        from .tiny_model import build_tiny_vlm
+
+        path = run / "tiny_model"
+        if not (path / "config.json").exists():
+            build_tiny_vlm(path, seed=cfg.seed, max_pixels=cfg.max_pixels or 224 * 160)
+        return str(path)
+    if cfg.model in PRESETS:
+        return get_preset(cfg.model).hub_id
+    if not Path(cfg.model).exists():
+        raise TrainingError(f"unknown model {cfg.model!r}: not a preset ({', '.join(PRESETS)}), 'tiny', or a folder")
+    return cfg.model
+
+
+def load_model(cfg: Config, run: Path, backend: str, adapter: str | None = None):
+    """(model, processor) for the backend; LoRA applied unless ``full_finetune``; ``adapter`` loads trained LoRA."""
+    path = _model_path(cfg, run)
+    if backend == "unsloth":
+        from unsloth import FastVisionModel
+
+        preset = PRESETS.get(cfg.model)
+        model, processor = FastVisionModel.from_pretrained(
+            adapter or path, load_in_4bit=preset.load_in_4bit if preset else False,
+            use_gradient_checkpointing="unsloth")
+        if adapter is None and not cfg.full_finetune:
+            model = FastVisionModel.get_peft_model(
+                model, finetune_vision_layers=cfg.finetune_vision, finetune_language_layers=cfg.finetune_language,
+                finetune_attention_modules=cfg.finetune_attention, finetune_mlp_modules=cfg.finetune_mlp,
+                r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0, bias="none", random_state=cfg.seed)
+        return model, processor
+    if cfg.model == "tiny" or Path(path).joinpath("processor_config.json").exists() and "tiny" in Path(path).name:
+        from .tiny_model import load_tiny_vlm
+
+        model, processor = load_tiny_vlm(path)
+    else:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype="auto")
+        processor = AutoProcessor.from_pretrained(path)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    elif not cfg.full_finetune:
+        from peft import LoraConfig, get_peft_model
+
+        targets = ([] if not cfg.finetune_attention else ["q_proj", "k_proj", "v_proj", "o_proj", "qkv", "proj"]) + \
+                  ([] if not cfg.finetune_mlp else ["gate_proj", "up_proj", "down_proj", "fc1", "fc2"])
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                                                 target_modules=targets, task_type="CAUSAL_LM"))
+    return model, processor
+
+
+def make_collator(cfg: Config, model, processor, backend: str):
+    if backend == "unsloth":
+        from unsloth.trainer import UnslothVisionDataCollator
+
+        base = UnslothVisionDataCollator(model, processor, max_seq_length=cfg.max_length,
+                                         resize="max", train_on_responses_only=False)
+    else:
+        from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+        base = DataCollatorForVisionLanguageModeling(processor)
+    tok = getattr(processor, "tokenizer", processor)
+    return LossMask(base, tok, cfg.loss_on)
+
+
+def preflight(collator, samples: list, ids: list, max_length: int | None, what: str = "train") -> list[int]:
+    """Raise before training on samples too long (truncation would cut image tokens) or with no loss."""
+    lengths = []
+    for sample, rid in zip(samples, ids):
+        b = collator([sample])
+        n = int(b["attention_mask"].sum())
+        lengths.append(n)
+        if max_length is not None and n > max_length:
+            raise TrainingError(f"{what} record {rid}: {n} tokens exceed max_length={max_length}; truncation would cut "
+                                f"image tokens. Raise max_length to at least {n} or lower the image cap (max_pixels).")
+        if not (b["labels"] != -100).any():
+            raise TrainingError(f"{what} record {rid}: every label is masked, nothing to learn from")
+    return lengths
+
+
+def train(cfg: Config, train_samples: list, eval_samples: list, run: Path, resume: bool = True):
+    """Fine-tune and save ``adapter/`` (safetensors), ``log_history.json`` and checkpoints under ``run``."""
+    import datasets
+    from transformers import set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig, SFTTrainer
+
+    if cfg.eval_steps and not eval_samples:
+        raise TrainingError("eval asked for (eval_steps > 0) but there is nothing to evaluate: the eval split is empty")
+    set_seed(cfg.seed)
+    backend = resolve_backend(cfg)
+    model, processor = load_model(cfg, run, backend)
+    collator = make_collator(cfg, model, processor, backend)
+    preflight(collator, train_samples, list(range(len(train_samples))), cfg.max_length)
+    preflight(collator, eval_samples, list(range(len(eval_samples))), cfg.max_length, "eval")
+    preset = PRESETS.get(cfg.model)
+    args = SFTConfig(
+        output_dir=str(run / "checkpoints"), max_steps=cfg.max_steps, seed=cfg.seed, data_seed=cfg.seed,
+        per_device_train_batch_size=cfg.batch_size or (preset.batch_size if preset else 2),
+        per_device_eval_batch_size=cfg.batch_size or (preset.batch_size if preset else 2),
+        gradient_accumulation_steps=cfg.grad_accum or (preset.grad_accum if preset else 1),
+        learning_rate=cfg.learning_rate, lr_scheduler_type="linear", warmup_steps=0,
+        optim="adamw_8bit" if backend == "unsloth" else "adamw_torch",
+        logging_steps=cfg.logging_steps, eval_strategy="steps" if cfg.eval_steps else "no",
+        eval_steps=cfg.eval_steps or None, save_strategy="steps", save_steps=cfg.save_steps,
+        report_to="none", remove_unused_columns=False, max_length=None,
+        dataset_kwargs={"skip_prepare_dataset": True}, dataloader_num_workers=0, **precision())
+    as_ds = lambda xs: datasets.Dataset.from_list(xs) if xs else None  # noqa: E731
+    trainer = SFTTrainer(model=model, args=args, train_dataset=as_ds(train_samples),
+                         eval_dataset=as_ds(eval_samples), data_collator=collator, processing_class=processor)
+    last = get_last_checkpoint(args.output_dir) if resume and Path(args.output_dir).exists() else None
+    trainer.train(resume_from_checkpoint=last)
+    (run / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    trainer.save_model(str(run / "adapter"))
+    processor.save_pretrained(str(run / "adapter"))
+    return trainer
