@@ -170,7 +170,7 @@ def preflight(collator, samples: list, ids: list, max_length: int | None, what: 
     return lengths
 
 
-def train(cfg: Config, train_samples: list, eval_samples: list, run: Path, resume: bool = True):
+def train(cfg: Config, train_samples: list, eval_samples: list, run: Path, resume: bool = True, callbacks=None):
     """Fine-tune and save ``adapter/`` (safetensors), ``log_history.json`` and checkpoints under ``run``."""
     import datasets
     from transformers import set_seed
@@ -199,8 +199,15 @@ def train(cfg: Config, train_samples: list, eval_samples: list, run: Path, resum
         dataset_kwargs={"skip_prepare_dataset": True}, dataloader_num_workers=0, **precision())
     as_ds = lambda xs: datasets.Dataset.from_list(xs) if xs else None  # noqa: E731
     trainer = SFTTrainer(model=model, args=args, train_dataset=as_ds(train_samples),
-                         eval_dataset=as_ds(eval_samples), data_collator=collator, processing_class=processor)
+                         eval_dataset=as_ds(eval_samples), data_collator=collator, processing_class=processor,
+                         callbacks=callbacks)
     last = get_last_checkpoint(args.output_dir) if resume and Path(args.output_dir).exists() else None
+    if last and cfg.full_finetune and backend == "hf":
+        # transformers 5.x Trainer reloads full weights with load_state_dict(strict=False) under the
+        # checkpoint's legacy key names, which match nothing in Qwen2.5-VL: it would silently resume from
+        # the initial weights. from_pretrained applies the key conversion; the Trainer still restores
+        # optimizer, scheduler and RNG state.
+        model.load_state_dict(type(model).from_pretrained(last).state_dict())
     trainer.train(resume_from_checkpoint=last)
     (run / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     trainer.save_model(str(run / "adapter"))

@@ -1,0 +1,104 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from qeu_vlm.config import Config
+from qeu_vlm.conversation import convert, for_trl, shot_plan
+from qeu_vlm.data import load_pools
+from qeu_vlm.train import LossMask, TrainingError, load_model, make_collator, preflight, resolve_backend, train
+from qeu_vlm.presets import get_preset
+
+
+@pytest.fixture(scope="module")
+def setup(twin, twin_dir, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    cfg = Config().smoke()
+    model, proc = load_model(cfg, run, "hf")
+    pools = load_pools(twin_dir / "drive")
+    recs = twin.splits["CYLNimages_train_1015"][:12]
+    convs = [for_trl(c) for c in convert(recs, pools, shot_plan(12, one_shot_first=4), seed=0)]
+    return cfg, run, model, proc, convs
+
+
+def _supervised_text(cfg, model, proc, sample, mode):
+    cfg.loss_on = mode
+    b = make_collator(cfg, model, proc, "hf")([sample])
+    ids, lab = b["input_ids"][0], b["labels"][0]
+    return proc.tokenizer.decode(ids[lab != -100])
+
+
+def test_loss_masking_on_one_shot_sample(setup):
+    cfg, _, model, proc, convs = setup
+    one = convs[0]
+    assert len(one["images"]) == 3
+    final = _supervised_text(cfg, model, proc, one, "final")
+    assistant = _supervised_text(cfg, model, proc, one, "assistant")
+    everything = _supervised_text(cfg, model, proc, one, "all")
+    answer = one["messages"][-1]["content"][0]["text"]
+    star = one["messages"][1]["content"][0]["text"]
+    assert final == answer + "<|im_end|>"
+    assert assistant == star + "<|im_end|>" + answer + "<|im_end|>"
+    assert "<|image_pad|>" in everything and "visual inspector" in everything
+    with pytest.raises(TrainingError, match="loss mode"):
+        LossMask(None, proc.tokenizer, "prompt")
+
+
+def test_preflight_errors(setup):
+    cfg, _, model, proc, convs = setup
+    cfg.loss_on = "final"
+    col = make_collator(cfg, model, proc, "hf")
+    n = preflight(col, convs[:1], [0], None)[0]
+    with pytest.raises(TrainingError, match=rf"train record 7: {n} tokens exceed max_length=100.*at least {n}"):
+        preflight(col, convs[:1], [7], 100)
+    no_answer = dict(convs[5], messages=convs[5]["messages"][:-1])
+    with pytest.raises(TrainingError, match="record 5: every label is masked"):
+        preflight(col, [no_answer], [5], None)
+    with pytest.raises(TrainingError, match="nothing to evaluate"):
+        train(cfg, convs, [], setup[1])
+
+
+def test_backend_choice():
+    assert resolve_backend(Config(backend="hf")) == "hf"
+    if not torch.cuda.is_available():
+        assert resolve_backend(Config(backend="auto")) == "hf"
+        with pytest.raises(TrainingError, match="no CUDA GPU.*backend='hf'"):
+            resolve_backend(Config(backend="unsloth"))
+    with pytest.raises(KeyError, match="known presets: qwen2.5-vl-3b"):
+        get_preset("gpt-vision")
+
+
+def _weights(run):
+    from safetensors.torch import load_file
+    return load_file(str(run / "adapter" / "model.safetensors"))
+
+
+def test_train_eval_checkpoint_and_resume_equals_uninterrupted(setup, tmp_path):
+    cfg, _, _, _, convs = setup
+    cfg.loss_on = "final"
+    full = tmp_path / "full"
+    full.mkdir()
+    t = train(cfg, convs[:8], convs[8:], full)
+    log = json.loads((full / "log_history.json").read_text())
+    assert [h["step"] for h in log if "eval_loss" in h] == [2, 4]
+    assert sorted(p.name for p in (full / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert log[0]["loss"] > log[-2]["eval_loss"] - 5  # finite, logged
+    # A disconnect right after checkpoint-2 is written; a fresh call resumes from it.
+    from transformers import TrainerCallback
+
+    class Disconnect(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.global_step == 2:
+                raise ConnectionError("runtime disconnected")
+
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    with pytest.raises(ConnectionError):
+        train(cfg, convs[:8], convs[8:], cut, callbacks=[Disconnect()])
+    assert not (cut / "adapter").exists()
+    resumed = train(cfg, convs[:8], convs[8:], cut)
+    assert resumed.state.global_step == t.state.global_step == 4
+    a, b = _weights(full), _weights(cut)
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
