@@ -5,7 +5,6 @@ import argparse
 import json
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from .domain import ORIGINAL_DEFECT_PINS
@@ -52,38 +51,18 @@ def cmd_score(a):
 
 
 def cmd_replay(a):
-    """The main job, offline on the synthetic twin: synth -> validate -> convert -> summary."""
-    from .conversation import convert, shot_plan
-    from .data import load_pools, load_records
+    """The main job: the whole replay on the synthetic twin with the tiny offline model (or --preset on a GPU)."""
+    from .config import Config
+    from .pipeline import run_replay
 
-    run = Path(a.out)
-    run.mkdir(parents=True, exist_ok=True)
-    a.out = str(run / "twin")
-    t0 = time.perf_counter()
-    cmd_synth(a)
-    summary = {"twin": json.loads((run / "twin" / "summary.json").read_text())}
-    pools = load_pools(run / "twin" / "drive")
-    for name in ("CYLNimages_train_1015", "CYLNimages_test_1015"):
-        for src in (run / "twin" / "dataset", run / "twin" / "drive" / name):
-            split = "CYLNimages_train_1015" if "train" in name else "CYLNimages_test_1015"
-            ds, report = load_records(str(src), split=split, collect=True)
-            if not report.ok:
-                print(report)
-                return 1
-        shots = shot_plan(len(ds), one_shot_first=min(a.one_shot_first, len(ds)))
-        convs = convert(ds, pools, shots, seed=a.seed, progress=True)
-        summary[name] = {"rows": len(ds), "validated_sources": 2, "conversations": dict(Counter(c["shot"] for c in convs)),
-                         "images_per_conversation": dict(Counter(
-                             sum(ct["type"] == "image" for m in c["messages"] for ct in m["content"]) for c in convs))}
-    summary["seconds"] = round(time.perf_counter() - t0, 1)
-    (run / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    lines = ["# qeu_vlm replay (offline, synthetic twin)", "", "| split | rows | zero-shot | one-shot |", "|---|---|---|---|"]
-    for name in ("CYLNimages_train_1015", "CYLNimages_test_1015"):
-        s = summary[name]
-        lines.append(f"| {name} | {s['rows']} | {s['conversations'].get('zero', 0)} | {s['conversations'].get('one', 0)} |")
-    (run / "report.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"run folder: {run} ({summary['seconds']} s)")
+    cfg = Config(run_dir=a.out, n_train=a.n_train, n_test=a.n_test, seed=a.seed, one_shot_first=a.one_shot_first)
+    if a.smoke:
+        cfg = cfg.smoke()
+        cfg.n_train, cfg.n_test, cfg.max_steps, cfg.n_inspect = a.n_train, a.n_test, a.steps, a.n_inspect
+        cfg.one_shot_first = a.one_shot_first
+    m = run_replay(cfg)
+    print(open(f"{a.out}/report.md").read())
+    print(f"run folder: {a.out} ({m['seconds']} s)")
     return 0
 
 
@@ -103,6 +82,10 @@ def main(argv=None):
     r = sub.add_parser("replay", help="the main job on the synthetic twin")
     twin_args(r, 200, 60)
     r.add_argument("--one-shot-first", type=int, default=50)
+    r.add_argument("--steps", type=int, default=20)
+    r.add_argument("--n-inspect", type=int, default=24, help="test records inspected per shot mode")
+    r.add_argument("--full", dest="smoke", action="store_false",
+                   help="the preset's full recipe (needs a GPU and the Hub) instead of the offline tiny model")
     v = sub.add_parser("validate", help="validate a dataset source and list every problem")
     v.add_argument("source")
     v.add_argument("--split", default="train")

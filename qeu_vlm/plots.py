@@ -39,3 +39,69 @@ def sample_sheet(records, pools: Pools | None = None, per_type: int = 3, path=No
         fig.savefig(path, dpi=80)
         plt.close(fig)
     return fig
+
+
+def learning_curves(log_history_json, path=None):
+    """Train and eval loss against step, read only from the saved ``log_history.json``."""
+    import json
+
+    log = json.loads(open(log_history_json).read())
+    train = [(h["step"], h["loss"]) for h in log if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in log if "eval_loss" in h]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if train:
+        ax.plot(*zip(*train), label="train loss", marker=".")
+    if evals:
+        ax.plot(*zip(*evals), label="eval loss", marker="o")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("Learning curves")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+    return fig
+
+
+def evaluation_plots(rows: list[dict], path=None, title: str = ""):
+    """Defect-mode confusion matrix and a 3x9 heatmap of where position answers go wrong."""
+    import numpy as np
+
+    from .domain import MODES, ROWS, Address
+
+    modes = list(MODES) + ["unreadable"]
+    conf = np.zeros((len(MODES), len(modes)), int)
+    wrong = np.zeros((3, 9))
+    total = np.zeros((3, 9))
+    for r in rows:
+        t, p = r["truth"], r["parsed"]
+        conf[MODES.index(t["defect_mode"]), modes.index(p["defect_mode"] or "unreadable")] += 1
+        if t["position"] != "passed":
+            a = Address.parse(t["position"])
+            total[a.row_index, a.col - 1] += 1
+            wrong[a.row_index, a.col - 1] += p["position"] != t["position"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    ax1.imshow(conf, cmap="Blues")
+    ax1.set_xticks(range(len(modes)), modes, rotation=45)
+    ax1.set_yticks(range(len(MODES)), MODES)
+    ax1.set_xlabel("predicted mode")
+    ax1.set_ylabel("true mode")
+    for (i, j), v in np.ndenumerate(conf):
+        ax1.text(j, i, v, ha="center", va="center", fontsize=8)
+    ax1.set_title("Defect mode confusion")
+    rate = np.divide(wrong, total, out=np.full_like(wrong, np.nan), where=total > 0)
+    im = ax2.imshow(rate, cmap="Reds", vmin=0, vmax=1)
+    ax2.set_xticks(range(9), range(1, 10))
+    ax2.set_yticks(range(3), ROWS)
+    ax2.set_title("Position error rate by true pin (blank: no defects there)")
+    for (i, j), v in np.ndenumerate(total):
+        ax2.text(j, i, f"{int(wrong[i, j])}/{int(v)}" if v else "", ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=ax2, fraction=0.03)
+    fig.suptitle(title)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+    return fig

@@ -1,17 +1,26 @@
 import json
+import os
 import subprocess
 import sys
 
 
 def test_replay_main_job(tmp_path):
+    """synth -> convert -> tiny model -> train with eval -> plot -> inspect zero/one-shot -> score -> report."""
     out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "qeu_vlm", "replay", "--out", str(out), "--n-train", "30",
-                        "--n-test", "10", "--one-shot-first", "5"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    s = json.loads((out / "summary.json").read_text())
-    assert s["CYLNimages_train_1015"]["conversations"] == {"one": 5, "zero": 25}
-    assert s["CYLNimages_train_1015"]["images_per_conversation"] == {"3": 5, "2": 25}
-    assert (out / "report.md").exists()
+    r = subprocess.run([sys.executable, "-m", "qeu_vlm", "replay", "--out", str(out), "--n-train", "24",
+                        "--n-test", "8", "--one-shot-first", "6", "--steps", "2", "--n-inspect", "4"],
+                       capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    for name in ("base", "finetuned"):
+        assert set(m[name]["by_shot"]) == {"zero", "one"}
+        assert m[name]["all"]["n"] == 8 and set(m[name]["by_type"]) <= {"CYLN_DST", "CYLN_RAW"}
+    rows = [json.loads(x) for x in (out / "predictions_finetuned_one.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and {"text", "parsed", "truth", "shot", "seconds"} <= set(rows[0])
+    for f in ("report.md", "learning_curves.png", "evaluation_base.png", "evaluation_finetuned.png",
+              "log_history.json", "adapter/model.safetensors", "config.json"):
+        assert (out / f).exists(), f
+    assert "CPU smoke figures" in (out / "report.md").read_text()
 
 
 def test_validate_command_reports_problems(tmp_path, twin_dir):

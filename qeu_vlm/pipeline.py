@@ -1,0 +1,120 @@
+"""The main job: synth -> validate -> convert -> model -> inspect (before) -> train -> plot -> inspect (after)
+-> score -> report. Everything lands in one run folder; ``metrics.json`` and ``report.md`` always."""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from .answer import answer_for
+from .config import Config
+from .conversation import convert, for_trl, shot_plan
+from .data import DataError, load_pools, load_records
+from .inspection import inspect
+from .metrics import score
+from .plots import evaluation_plots, learning_curves, sample_sheet
+from .synth import SynthConfig, write_twin
+from .train import load_model, resolve_backend, train
+
+SPLITS = ("CYLNimages_train_1015", "CYLNimages_test_1015")
+HEADLINE = ("format_valid", "judgement_balanced_accuracy", "mode_accuracy", "position_exact", "within_one_pin",
+            "exact_match", "distinct_positions")
+
+
+def _load_data(cfg: Config, run: Path):
+    if cfg.data == "synthetic":
+        write_twin(SynthConfig(n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed).generate(), run / "twin")
+        sources = {s: str(run / "twin" / "dataset") for s in SPLITS}
+        pools_dir = cfg.pools or run / "twin" / "drive"
+    else:
+        sources = {s: cfg.data for s in SPLITS}
+        pools_dir = cfg.pools
+        if pools_dir is None:
+            raise DataError(f"{cfg.data}: set Config.pools to the Drive folder holding passed_image/")
+    data = {}
+    for s in SPLITS:
+        ds, report = load_records(sources[s], split=s, collect=True)
+        if not report.ok:
+            (run / f"validation_{s}.txt").write_text(str(report))
+            raise DataError(str(report))
+        data[s] = ds
+    return data, load_pools(pools_dir)
+
+
+def _scores(rows):
+    return score([r["text"] for r in rows], [answer_for_row(r) for r in rows], shots=[r["shot"] for r in rows])
+
+
+def answer_for_row(r):
+    from .answer import Answer
+    return Answer(**{k: r["truth"][k] for k in ("image_type", "pin_count", "judgement", "defect_mode", "position")})
+
+
+def run_replay(cfg: Config) -> dict:
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    cfg.save(run / "config.json")
+    t0 = time.perf_counter()
+    data, pools = _load_data(cfg, run)
+    train_ds, test_ds = data[SPLITS[0]], data[SPLITS[1]]
+    sample_sheet(train_ds, pools, path=run / "samples.png")
+
+    shots = shot_plan(len(train_ds), one_shot_first=min(cfg.one_shot_first, len(train_ds)))
+    convs = [for_trl(c) for c in convert(train_ds, pools, shots, seed=cfg.seed, prompt_set=cfg.prompt_set, progress=True)]
+    n_eval = min(cfg.n_eval, len(convs) // 4)
+    train_convs, eval_convs = convs[:len(convs) - n_eval], convs[len(convs) - n_eval:]
+
+    test = test_ds.select(range(min(cfg.n_inspect, len(test_ds))))
+    truths = [answer_for(r) for r in test]
+    infer = {shot: convert(test, pools, [shot] * len(test), seed=cfg.seed + 1, prompt_set=cfg.prompt_set,
+                           with_answer=False) for shot in ("zero", "one")}
+    backend = resolve_backend(cfg)
+
+    def inspect_all(model, processor, name):
+        rows = []
+        for shot, cs in infer.items():
+            rows += inspect(model, processor, test, cs, truths, run / f"predictions_{name}_{shot}.jsonl",
+                            batch_size=cfg.inspect_batch_size, max_new_tokens=cfg.max_new_tokens)
+        evaluation_plots(rows, run / f"evaluation_{name}.png", title=name)
+        return _scores(rows), rows
+
+    model, processor = load_model(cfg, run, backend)
+    base, _ = inspect_all(model, processor, "base")
+    del model
+
+    trainer = train(cfg, train_convs, eval_convs, run)
+    learning_curves(run / "log_history.json", run / "learning_curves.png")
+    model = trainer.model
+    tuned, rows = inspect_all(model, processor, "finetuned")
+
+    metrics = {"base": base, "finetuned": tuned, "backend": backend, "model": cfg.model,
+               "train_records": len(train_convs), "eval_records": len(eval_convs), "test_records": len(test),
+               "answers_seen": dict(Counter(r["parsed"]["position"] for r in rows).most_common(5)),
+               "seconds": round(time.perf_counter() - t0, 1)}
+    (run / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    (run / "report.md").write_text(report(metrics, cfg))
+    return metrics
+
+
+def _fmt(v):
+    return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+
+def report(m: dict, cfg: Config) -> str:
+    lines = [f"# qeu_vlm replay: {m['model']} ({m['backend']} backend)", "",
+             f"{m['train_records']} training conversations, {m['eval_records']} eval, {m['test_records']} test records "
+             f"inspected zero-shot and one-shot; {m['seconds']} s in all.", "",
+             "| model | shot | " + " | ".join(HEADLINE) + " |", "|---|---|" + "---|" * len(HEADLINE)]
+    for name in ("base", "finetuned"):
+        for shot, s in m[name]["by_shot"].items():
+            lines.append(f"| {name} | {shot} | " + " | ".join(_fmt(s[k]) for k in HEADLINE) + " |")
+    lines += ["", "Most frequent predicted positions (finetuned): " + json.dumps(m["answers_seen"]), "",
+              "![samples](samples.png)", "", "![learning curves](learning_curves.png)", "",
+              "![before](evaluation_base.png)", "", "![after](evaluation_finetuned.png)", ""]
+    if cfg.model == "tiny":
+        lines.insert(2, "**CPU smoke figures from a tiny randomly initialised model: they show the pipeline runs, "
+                        "not how well a real VLM inspects.**\n")
+    return "\n".join(lines)
