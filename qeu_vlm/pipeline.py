@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .answer import answer_for
+from .answer import answer_for, format_answer
 from .config import Config
 from .conversation import convert, for_trl, shot_plan
 from .data import DataError, load_pools, load_records
 from .inspection import inspect
 from .metrics import score
-from .plots import evaluation_plots, learning_curves, sample_sheet
+from .plots import evaluation_plots, example_figure, learning_curves, sample_sheet
 from .synth import SynthConfig, write_twin
 from .train import load_model, resolve_backend, train
 
@@ -76,8 +76,10 @@ def run_replay(cfg: Config) -> dict:
     def inspect_all(model, processor, name):
         rows = []
         for shot, cs in infer.items():
-            rows += inspect(model, processor, test, cs, truths, run / f"predictions_{name}_{shot}.jsonl",
-                            batch_size=cfg.inspect_batch_size, max_new_tokens=cfg.max_new_tokens)
+            new = inspect(model, processor, test, cs, truths, run / f"predictions_{name}_{shot}.jsonl",
+                          batch_size=cfg.inspect_batch_size, max_new_tokens=cfg.max_new_tokens)
+            example_figure(cs[0], new[0]["text"], format_answer(truths[0]), run / f"example_{name}_{shot}.png")
+            rows += new
         evaluation_plots(rows, run / f"evaluation_{name}.png", title=name)
         return _scores(rows), rows
 
@@ -113,7 +115,8 @@ def report(m: dict, cfg: Config) -> str:
             lines.append(f"| {name} | {shot} | " + " | ".join(_fmt(s[k]) for k in HEADLINE) + " |")
     lines += ["", "Most frequent predicted positions (finetuned): " + json.dumps(m["answers_seen"]), "",
               "![samples](samples.png)", "", "![learning curves](learning_curves.png)", "",
-              "![before](evaluation_base.png)", "", "![after](evaluation_finetuned.png)", ""]
+              "![before](evaluation_base.png)", "", "![after](evaluation_finetuned.png)", "",
+              "![one-shot example](example_finetuned_one.png)", ""]
     if cfg.model == "tiny":
         lines.insert(2, "**CPU smoke figures from a tiny randomly initialised model: they show the pipeline runs, "
                         "not how well a real VLM inspects.**\n")

@@ -105,3 +105,25 @@ def evaluation_plots(rows: list[dict], path=None, title: str = ""):
         fig.savefig(path, dpi=100)
         plt.close(fig)
     return fig
+
+
+def example_figure(conv: dict, predicted: str, truth: str, path=None):
+    """As the original posts showed them: the conversation's images, the AI response beside the dataset answer."""
+    from .conversation import images_of
+
+    images = images_of(conv)
+    fig, axes = plt.subplots(1, len(images) + 1, figsize=(3.3 * (len(images) + 1), 2.8),
+                             gridspec_kw={"width_ratios": [1] * len(images) + [1.3]})
+    names = (["star example"] if len(images) == 3 else []) + ["passed reference", "test image"]
+    for ax, im, name in zip(axes, images, names[-len(images):] if len(images) > 1 else ["reference / test"]):
+        ax.imshow(im)
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    axes[-1].axis("off")
+    axes[-1].text(0, 1, "AI RESPONSE\n" + (predicted.strip() or "(empty)") + "\n\nDATASET ANSWER\n" + truth,
+                  va="top", family="monospace", fontsize=7, wrap=True)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+    return fig

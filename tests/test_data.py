@@ -76,3 +76,17 @@ def test_pools(twin_dir, tmp_path):
     csv.writer(open(table, "w", newline="")).writerows(rows)
     with pytest.raises(DataError, match="row 1, field 'file_name': 'ghost.png'"):
         load_pools(bad)
+
+
+def test_hub_source_uses_env_token(monkeypatch, twin):
+    seen = {}
+
+    def fake_load_dataset(repo, split, token):
+        seen.update(repo=repo, split=split, token=token)
+        return _ds(twin)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    ds, rep = load_records("hub:YxBxRyXJx/CYLNimages_test_1015")
+    assert seen == {"repo": "YxBxRyXJx/CYLNimages_test_1015", "split": "train", "token": "hf_secret_value"}
+    assert rep.ok and "hf_secret_value" not in str(rep)

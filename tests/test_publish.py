@@ -1,0 +1,43 @@
+import json
+
+import pytest
+
+from qeu_vlm.config import Config
+from qeu_vlm.publish import export_merged, model_card, push_adapter
+from qeu_vlm.train import load_model
+
+
+def _metrics(run):
+    s = {"format_valid": 0.5, "judgement_balanced_accuracy": 0.75, "mode_accuracy": None, "position_exact": 0.25,
+         "within_one_pin": 0.5}
+    (run / "metrics.json").write_text(json.dumps({"finetuned": {"all": {"n": 12}, "by_shot": {"zero": s, "one": s}}}))
+
+
+def test_model_card_carries_metrics(tmp_path):
+    _metrics(tmp_path)
+    card = model_card(tmp_path, "unsloth/Qwen2.5-VL-3B-Instruct-unsloth-bnb-4bit", "me/adapter")
+    assert "| one | 0.500 | 0.750 | n/a | 0.250 | 0.500 |" in card and "12 test records" in card
+
+
+def test_push_needs_token_and_never_shows_it(tmp_path, monkeypatch, capsys):
+    _metrics(tmp_path)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(RuntimeError, match="no Hub token"):
+        push_adapter(tmp_path, "me/adapter", "tiny")
+    monkeypatch.setenv("HF_TOKEN", "hf_do_not_print")
+    with pytest.raises(FileNotFoundError, match="no .safetensors"):
+        push_adapter(tmp_path, "me/adapter", "tiny")
+    out = capsys.readouterr()
+    assert "hf_do_not_print" not in out.out + out.err
+
+
+def test_lora_merge_export_reloads(tmp_path):
+    from qeu_vlm.tiny_model import load_tiny_vlm
+    cfg = Config().smoke()
+    cfg.full_finetune = False
+    model, proc = load_model(cfg, tmp_path, "hf")
+    assert any("lora_" in n for n, _ in model.named_parameters())
+    out = export_merged(model, proc, tmp_path / "merged")
+    merged, _ = load_tiny_vlm(out)
+    assert not any("lora_" in n for n, _ in merged.named_parameters())
+    assert list(out.glob("*.safetensors"))
