@@ -66,6 +66,33 @@ def cmd_replay(a):
     return 0
 
 
+def _run_config(a):
+    from .config import Config
+
+    path = Path(a.run) / "config.json"
+    if not path.exists():
+        raise SystemExit(f"{path}: no config; start the run with 'replay' or write a Config there")
+    return Config.load(path)
+
+
+def cmd_train(a):
+    from .pipeline import train_step
+
+    train_step(_run_config(a))
+
+
+def cmd_inspect(a):
+    from .pipeline import inspect_step
+
+    print(json.dumps(inspect_step(_run_config(a), a.which)["by_shot"], indent=1))
+
+
+def cmd_plot(a):
+    from .pipeline import plot_step
+
+    print(plot_step(a.run))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="qeu_vlm", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -92,8 +119,16 @@ def main(argv=None):
     s = sub.add_parser("score", help="score a predictions JSONL")
     s.add_argument("predictions")
     s.add_argument("--out")
+    for name, help_ in (("train", "train the run's config (resumes from its latest checkpoint)"),
+                        ("plot", "learning curves from the run's log_history.json"),
+                        ("inspect", "inspect and score the test slice zero- and one-shot")):
+        c = sub.add_parser(name, help=help_)
+        c.add_argument("--run", required=True, help="run folder holding config.json")
+        if name == "inspect":
+            c.add_argument("--which", choices=("base", "finetuned"), default="finetuned")
     a = p.parse_args(argv)
-    rc = {"synth": cmd_synth, "validate": cmd_validate, "score": cmd_score, "replay": cmd_replay}[a.cmd](a)
+    rc = {"synth": cmd_synth, "validate": cmd_validate, "score": cmd_score, "replay": cmd_replay, "train": cmd_train,
+          "plot": cmd_plot, "inspect": cmd_inspect}[a.cmd](a)
     return rc if isinstance(rc, int) else 0
 
 

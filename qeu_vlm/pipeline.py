@@ -53,49 +53,69 @@ def answer_for_row(r):
     return Answer(**{k: r["truth"][k] for k in ("image_type", "pin_count", "judgement", "defect_mode", "position")})
 
 
-def run_replay(cfg: Config) -> dict:
+def prepare(cfg: Config):
+    """Data -> conversations, deterministic from the config, so each step can rebuild them from the run folder."""
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    cfg.save(run / "config.json")
-    t0 = time.perf_counter()
+    if not (run / "config.json").exists():
+        cfg.save(run / "config.json")
+    if cfg.data == "synthetic" and (run / "twin" / "dataset").exists():
+        cfg = Config(**{**cfg.__dict__, "data": str(run / "twin" / "dataset"), "pools": cfg.pools or str(run / "twin" / "drive")})
     data, pools = _load_data(cfg, run)
     train_ds, test_ds = data[SPLITS[0]], data[SPLITS[1]]
-    sample_sheet(train_ds, pools, path=run / "samples.png")
-
+    if not (run / "samples.png").exists():
+        sample_sheet(train_ds, pools, path=run / "samples.png")
     shots = shot_plan(len(train_ds), one_shot_first=min(cfg.one_shot_first, len(train_ds)))
     convs = [for_trl(c) for c in convert(train_ds, pools, shots, seed=cfg.seed, prompt_set=cfg.prompt_set, progress=True)]
     n_eval = min(cfg.n_eval, len(convs) // 4)
-    train_convs, eval_convs = convs[:len(convs) - n_eval], convs[len(convs) - n_eval:]
-
     test = test_ds.select(range(min(cfg.n_inspect, len(test_ds))))
-    truths = [answer_for(r) for r in test]
     infer = {shot: convert(test, pools, [shot] * len(test), seed=cfg.seed + 1, prompt_set=cfg.prompt_set,
                            with_answer=False) for shot in ("zero", "one")}
-    backend = resolve_backend(cfg)
+    return run, convs[:len(convs) - n_eval], convs[len(convs) - n_eval:], test, infer
 
-    def inspect_all(model, processor, name):
-        rows = []
-        for shot, cs in infer.items():
-            new = inspect(model, processor, test, cs, truths, run / f"predictions_{name}_{shot}.jsonl",
-                          batch_size=cfg.inspect_batch_size, max_new_tokens=cfg.max_new_tokens)
-            example_figure(cs[0], new[0]["text"], format_answer(truths[0]), run / f"example_{name}_{shot}.png")
-            rows += new
-        evaluation_plots(rows, run / f"evaluation_{name}.png", title=name)
-        return _scores(rows), rows
 
-    model, processor = load_model(cfg, run, backend)
-    base, _ = inspect_all(model, processor, "base")
-    del model
-
+def train_step(cfg: Config):
+    run, train_convs, eval_convs, _, _ = prepare(cfg)
     trainer = train(cfg, train_convs, eval_convs, run)
-    learning_curves(run / "log_history.json", run / "learning_curves.png")
-    model = trainer.model
-    tuned, rows = inspect_all(model, processor, "finetuned")
+    plot_step(run)
+    return trainer
 
-    metrics = {"base": base, "finetuned": tuned, "backend": backend, "model": cfg.model,
+
+def plot_step(run) -> Path:
+    """Learning curves from the saved log only: the same PNG from the notebook and the command line."""
+    run = Path(run)
+    return learning_curves(run / "log_history.json", run / "learning_curves.png") and run / "learning_curves.png"
+
+
+def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=None) -> dict:
+    """Inspect the test slice zero- and one-shot with the base model or base + trained weights; score it."""
+    run, _, _, test, infer = prepare(cfg)
+    backend = resolve_backend(cfg)
+    if model is None:
+        model, processor = load_model(cfg, run, backend, adapter=str(run / "adapter") if which == "finetuned" else None)
+    truths = [answer_for(r) for r in test]
+    rows = []
+    for shot, cs in infer.items():
+        new = inspect(model, processor, test, cs, truths, run / f"predictions_{which}_{shot}.jsonl",
+                      batch_size=cfg.inspect_batch_size, max_new_tokens=cfg.max_new_tokens)
+        example_figure(cs[0], new[0]["text"], format_answer(truths[0]), run / f"example_{which}_{shot}.png")
+        rows += new
+    evaluation_plots(rows, run / f"evaluation_{which}.png", title=which)
+    scores = _scores(rows)
+    scores["answers_seen"] = dict(Counter(r["parsed"]["position"] for r in rows).most_common(5))
+    (run / f"metrics_{which}.json").write_text(json.dumps(scores, indent=1, default=str))
+    return scores
+
+
+def run_replay(cfg: Config) -> dict:
+    t0 = time.perf_counter()
+    run, train_convs, eval_convs, test, _ = prepare(cfg)
+    base = inspect_step(cfg, "base")
+    trainer = train_step(cfg)
+    tuned = inspect_step(cfg, "finetuned", trainer.model, trainer.processing_class)
+    metrics = {"base": base, "finetuned": tuned, "backend": resolve_backend(cfg), "model": cfg.model,
                "train_records": len(train_convs), "eval_records": len(eval_convs), "test_records": len(test),
-               "answers_seen": dict(Counter(r["parsed"]["position"] for r in rows).most_common(5)),
-               "seconds": round(time.perf_counter() - t0, 1)}
+               "answers_seen": tuned["answers_seen"], "seconds": round(time.perf_counter() - t0, 1)}
     (run / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
     (run / "report.md").write_text(report(metrics, cfg))
     return metrics

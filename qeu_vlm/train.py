@@ -118,10 +118,12 @@ def load_model(cfg: Config, run: Path, backend: str, adapter: str | None = None)
                 finetune_attention_modules=cfg.finetune_attention, finetune_mlp_modules=cfg.finetune_mlp,
                 r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0, bias="none", random_state=cfg.seed)
         return model, processor
-    if cfg.model == "tiny" or Path(path).joinpath("processor_config.json").exists() and "tiny" in Path(path).name:
+    if cfg.model == "tiny":
         from .tiny_model import load_tiny_vlm
 
-        model, processor = load_tiny_vlm(path)
+        # Fully trained tiny weights are saved whole in adapter/; LoRA adapters load on top of the base.
+        model, processor = load_tiny_vlm(adapter if adapter and cfg.full_finetune else path)
+        adapter = None if cfg.full_finetune else adapter
     else:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 

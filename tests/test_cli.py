@@ -32,3 +32,22 @@ def test_validate_command_reports_problems(tmp_path, twin_dir):
     (d / "metadata.csv").write_text("\n".join(lines) + "\n")
     r = subprocess.run([sys.executable, "-m", "qeu_vlm", "validate", str(d)], capture_output=True, text=True)
     assert r.returncode == 1 and "row 1, field 'type'" in r.stdout
+
+
+def test_step_commands_share_the_run_folder(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    py = [sys.executable, "-m", "qeu_vlm"]
+    r = subprocess.run(py + ["replay", "--out", str(out), "--n-train", "24", "--n-test", "8", "--steps", "2",
+                             "--n-inspect", "2", "--one-shot-first", "4"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    png = (out / "learning_curves.png").read_bytes()
+    (out / "learning_curves.png").unlink()
+    r = subprocess.run(py + ["plot", "--run", str(out)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and (out / "learning_curves.png").read_bytes() == png
+    r = subprocess.run(py + ["inspect", "--run", str(out), "--which", "finetuned"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    again = json.loads((out / "metrics_finetuned.json").read_text())
+    assert again["by_shot"] == json.loads((out / "metrics.json").read_text())["finetuned"]["by_shot"]
+    r = subprocess.run(py + ["score", str(out / "predictions_finetuned_one.jsonl")], capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(r.stdout)["all"]["n"] == 2
