@@ -21,7 +21,7 @@ def main(n=2000):
         write_twin(twin, os.path.join(d, "twin"))
     t2 = time.perf_counter()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; date {date.today()}")
-    print(f"| records | generate s | write s | total s | records/s | target <= 60 s |")
+    print("| records | generate s | write s | total s | records/s | target <= 60 s |")
     print(f"| {n} | {t1 - t0:.1f} | {t2 - t1:.1f} | {t2 - t0:.1f} | {n / (t2 - t0):.0f} | "
           f"{'met' if t2 - t0 <= 60 * n / 2000 else 'MISSED'} |")
 

@@ -18,7 +18,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from .domain import DEFECT_MODES, IMAGE_TYPES, N_PINS, PASSED, Address, DomainError, parse_bbox, parse_position
+from .domain import DEFECT_MODES, IMAGE_TYPES, N_PINS, PASSED, Address, DomainError, parse_bbox
 
 FIELDS = ("image_type", "pin_count", "judgement", "defect_mode", "position")
 _LABELS = {

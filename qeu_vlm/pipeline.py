@@ -7,7 +7,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 
 from .answer import answer_for, format_answer
 from .config import Config
