@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .answer import answer_for, format_answer
 from .config import Config
-from .conversation import convert, for_trl, shot_plan
+from .conversation import convert, shot_plan
 from .data import DataError, load_pools, load_records
 from .inspection import inspect
 from .metrics import score
@@ -65,7 +65,7 @@ def prepare(cfg: Config):
     if not (run / "samples.png").exists():
         sample_sheet(train_ds, pools, path=run / "samples.png")
     shots = shot_plan(len(train_ds), one_shot_first=min(cfg.one_shot_first, len(train_ds)))
-    convs = [for_trl(c) for c in convert(train_ds, pools, shots, seed=cfg.seed, prompt_set=cfg.prompt_set, progress=True)]
+    convs = convert(train_ds, pools, shots, seed=cfg.seed, prompt_set=cfg.prompt_set, progress=True)
     n_eval = min(cfg.n_eval, len(convs) // 4)
     test = test_ds.select(range(min(cfg.n_inspect, len(test_ds))))
     infer = {shot: convert(test, pools, [shot] * len(test), seed=cfg.seed + 1, prompt_set=cfg.prompt_set,

@@ -172,19 +172,31 @@ def preflight(collator, samples: list, ids: list, max_length: int | None, what: 
     return lengths
 
 
-def train(cfg: Config, train_samples: list, eval_samples: list, run: Path, resume: bool = True, callbacks=None):
-    """Fine-tune and save ``adapter/`` (safetensors), ``log_history.json`` and checkpoints under ``run``."""
+def backend_form(convs: list[dict], backend: str) -> list[dict]:
+    """Conversations in the form each collator reads: Unsloth takes images inline in the messages,
+    TRL takes placeholders plus an ``images`` list."""
+    from .conversation import for_trl
+
+    if backend == "unsloth":
+        return [{"messages": c["messages"]} for c in convs]
+    return [for_trl(c) for c in convs]
+
+
+def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: bool = True, callbacks=None):
+    """Fine-tune on conversations (inline images, as ``to_conversation`` makes them) and save ``adapter/``
+    (safetensors), ``log_history.json`` and checkpoints under ``run``."""
     import datasets
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig, SFTTrainer
 
-    if cfg.eval_steps and not eval_samples:
+    if cfg.eval_steps and not eval_convs:
         raise TrainingError("eval asked for (eval_steps > 0) but there is nothing to evaluate: the eval split is empty")
     set_seed(cfg.seed)
     backend = resolve_backend(cfg)
     model, processor = load_model(cfg, run, backend)
     collator = make_collator(cfg, model, processor, backend)
+    train_samples, eval_samples = backend_form(train_convs, backend), backend_form(eval_convs, backend)
     preflight(collator, train_samples, list(range(len(train_samples))), cfg.max_length)
     preflight(collator, eval_samples, list(range(len(eval_samples))), cfg.max_length, "eval")
     preset = PRESETS.get(cfg.model)
@@ -199,7 +211,8 @@ def train(cfg: Config, train_samples: list, eval_samples: list, run: Path, resum
         eval_steps=cfg.eval_steps or None, save_strategy="steps", save_steps=cfg.save_steps,
         report_to="none", remove_unused_columns=False, max_length=None,
         dataset_kwargs={"skip_prepare_dataset": True}, dataloader_num_workers=0, **precision())
-    as_ds = lambda xs: datasets.Dataset.from_list(xs) if xs else None  # noqa: E731
+    # Unsloth's notebooks hand SFTTrainer a plain list (PIL images inline); TRL takes a Dataset.
+    as_ds = lambda xs: (xs if backend == "unsloth" else datasets.Dataset.from_list(xs)) if xs else None  # noqa: E731
     trainer = SFTTrainer(model=model, args=args, train_dataset=as_ds(train_samples),
                          eval_dataset=as_ds(eval_samples), data_collator=collator, processing_class=processor,
                          callbacks=callbacks)

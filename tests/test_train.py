@@ -17,7 +17,7 @@ def setup(twin, twin_dir, tmp_path_factory):
     model, proc = load_model(cfg, run, "hf")
     pools = load_pools(twin_dir / "drive")
     recs = twin.splits["CYLNimages_train_1015"][:12]
-    convs = [for_trl(c) for c in convert(recs, pools, shot_plan(12, one_shot_first=4), seed=0)]
+    convs = convert(recs, pools, shot_plan(12, one_shot_first=4), seed=0)
     return cfg, run, model, proc, convs
 
 
@@ -30,7 +30,7 @@ def _supervised_text(cfg, model, proc, sample, mode):
 
 def test_loss_masking_on_one_shot_sample(setup):
     cfg, _, model, proc, convs = setup
-    one = convs[0]
+    one = for_trl(convs[0])
     assert len(one["images"]) == 3
     final = _supervised_text(cfg, model, proc, one, "final")
     assistant = _supervised_text(cfg, model, proc, one, "assistant")
@@ -48,14 +48,24 @@ def test_preflight_errors(setup):
     cfg, _, model, proc, convs = setup
     cfg.loss_on = "final"
     col = make_collator(cfg, model, proc, "hf")
-    n = preflight(col, convs[:1], [0], None)[0]
+    first, fifth = for_trl(convs[0]), for_trl(convs[5])
+    n = preflight(col, [first], [0], None)[0]
     with pytest.raises(TrainingError, match=rf"train record 7: {n} tokens exceed max_length=100.*at least {n}"):
-        preflight(col, convs[:1], [7], 100)
-    no_answer = dict(convs[5], messages=convs[5]["messages"][:-1])
+        preflight(col, [first], [7], 100)
+    no_answer = dict(fifth, messages=fifth["messages"][:-1])
     with pytest.raises(TrainingError, match="record 5: every label is masked"):
         preflight(col, [no_answer], [5], None)
     with pytest.raises(TrainingError, match="nothing to evaluate"):
         train(cfg, convs, [], setup[1])
+
+
+def test_backend_forms(setup):
+    from qeu_vlm.train import backend_form
+    conv = setup[4][0]
+    u, h = backend_form([conv], "unsloth")[0], backend_form([conv], "hf")[0]
+    assert set(u) == {"messages"} and sum("image" in c for m in u["messages"] for c in m["content"]) == 3
+    assert len(h["images"]) == 3 and all(c == {"type": "image"} for m in h["messages"] for c in m["content"]
+                                         if c["type"] == "image")
 
 
 def test_backend_choice():
