@@ -73,8 +73,8 @@ def prepare(cfg: Config):
     return run, convs[:len(convs) - n_eval], convs[len(convs) - n_eval:], test, infer
 
 
-def train_step(cfg: Config):
-    run, train_convs, eval_convs, _, _ = prepare(cfg)
+def train_step(cfg: Config, prepared=None):
+    run, train_convs, eval_convs, _, _ = prepared or prepare(cfg)
     trainer = train(cfg, train_convs, eval_convs, run)
     plot_step(run)
     return trainer
@@ -86,9 +86,12 @@ def plot_step(run) -> Path:
     return learning_curves(run / "log_history.json", run / "learning_curves.png") and run / "learning_curves.png"
 
 
-def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=None) -> dict:
-    """Inspect the test slice zero- and one-shot with the base model or base + trained weights; score it."""
-    run, _, _, test, infer = prepare(cfg)
+def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=None, prepared=None) -> dict:
+    """Inspect the test slice zero- and one-shot with the base model or base + trained weights; score it.
+
+    ``prepared``: what ``prepare(cfg)`` returned, so a caller running several steps loads the data once.
+    """
+    run, _, _, test, infer = prepared or prepare(cfg)
     backend = resolve_backend(cfg)
     if model is None:
         model, processor = load_model(cfg, run, backend, adapter=str(run / "adapter") if which == "finetuned" else None)
@@ -108,10 +111,11 @@ def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=No
 
 def run_replay(cfg: Config) -> dict:
     t0 = time.perf_counter()
-    run, train_convs, eval_convs, test, _ = prepare(cfg)
-    base = inspect_step(cfg, "base")
-    trainer = train_step(cfg)
-    tuned = inspect_step(cfg, "finetuned", trainer.model, trainer.processing_class)
+    prepared = prepare(cfg)
+    run, train_convs, eval_convs, test, _ = prepared
+    base = inspect_step(cfg, "base", prepared=prepared)
+    trainer = train_step(cfg, prepared)
+    tuned = inspect_step(cfg, "finetuned", trainer.model, trainer.processing_class, prepared)
     metrics = {"base": base, "finetuned": tuned, "backend": resolve_backend(cfg), "model": cfg.model,
                "train_records": len(train_convs), "eval_records": len(eval_convs), "test_records": len(test),
                "answers_seen": tuned["answers_seen"], "seconds": round(time.perf_counter() - t0, 1)}
