@@ -56,6 +56,11 @@ class Answer:
     def to_dict(self) -> dict:
         return {f: getattr(self, f) for f in FIELDS + ("valid", "problems")}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Answer":
+        """The five fields of a saved answer (``to_dict`` output, a predictions JSONL's ``truth``)."""
+        return cls(**{f: d[f] for f in FIELDS})
+
 
 def answer_for(record: dict) -> Answer:
     """The true answer of a dataset record (``type``, ``position``, ``bbox_str``)."""

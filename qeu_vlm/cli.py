@@ -51,7 +51,7 @@ def cmd_score(a):
 
 
 def cmd_replay(a):
-    """The main job: the whole replay on the synthetic twin with the tiny offline model (or --preset on a GPU)."""
+    """The main job: the whole replay on the synthetic twin with the tiny offline model (--full: the preset's recipe)."""
     from .config import Config
     from .pipeline import run_replay
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from .answer import Answer, format_answer, parse_answer
+from .answer import Answer, parse_answer
 from .domain import MODES, PASSED, Address
 
 
@@ -86,19 +86,28 @@ def score(predictions, truths, image_types=None, shots=None) -> dict:
     return out
 
 
+def score_rows(rows: list[dict]) -> dict:
+    """Score prediction rows (``text``; ``truth`` as text, an answer dict or an Answer; optional ``shot``)."""
+    truths = [t if isinstance(t, (str, Answer)) else Answer.from_dict(t) for t in (r["truth"] for r in rows)]
+    return score([r["text"] for r in rows], truths, shots=[r.get("shot", "zero") for r in rows])
+
+
 def score_jsonl(path) -> dict:
     """Score a predictions JSONL whose lines hold ``text`` and ``truth`` (and optionally ``shot``)."""
-    preds, truths, shots = [], [], []
+    rows = []
     with open(path) as f:
         for i, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-                preds.append(row["text"])
-                truths.append(row["truth"] if isinstance(row["truth"], str) else format_answer(Answer(**{
-                    k: row["truth"][k] for k in ("image_type", "pin_count", "judgement", "defect_mode", "position")})))
-                shots.append(row.get("shot", "zero"))
+                truth = row["truth"] if isinstance(row["truth"], str) else Answer.from_dict(row["truth"])
+                rows.append({"text": row["text"], "truth": truth, "shot": row.get("shot", "zero")})
             except (ValueError, KeyError, TypeError) as e:
                 raise ValueError(f"{path}, line {i}: not a prediction record ({e})") from None
-    return score(preds, truths, shots=shots)
+    return score_rows(rows)
+
+
+def fmt_metric(v) -> str:
+    """A metric for a table: three decimals, ``n/a`` where it is undefined."""
+    return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))

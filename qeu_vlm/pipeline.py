@@ -7,13 +7,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-
 from .answer import answer_for, format_answer
 from .config import Config
 from .conversation import convert, shot_plan
 from .data import DataError, load_pools, load_records
 from .inspection import inspect
-from .metrics import score
+from .metrics import fmt_metric, score_rows
 from .plots import evaluation_plots, example_figure, learning_curves, sample_sheet
 from .synth import SynthConfig, write_twin
 from .train import load_model, resolve_backend, train
@@ -41,15 +40,6 @@ def _load_data(cfg: Config, run: Path):
             raise DataError(str(report))
         data[s] = ds
     return data, load_pools(pools_dir)
-
-
-def _scores(rows):
-    return score([r["text"] for r in rows], [answer_for_row(r) for r in rows], shots=[r["shot"] for r in rows])
-
-
-def answer_for_row(r):
-    from .answer import Answer
-    return Answer(**{k: r["truth"][k] for k in ("image_type", "pin_count", "judgement", "defect_mode", "position")})
 
 
 def prepare(cfg: Config):
@@ -83,7 +73,8 @@ def train_step(cfg: Config, prepared=None):
 def plot_step(run) -> Path:
     """Learning curves from the saved log only: the same PNG from the notebook and the command line."""
     run = Path(run)
-    return learning_curves(run / "log_history.json", run / "learning_curves.png") and run / "learning_curves.png"
+    learning_curves(run / "log_history.json", run / "learning_curves.png")
+    return run / "learning_curves.png"
 
 
 def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=None, prepared=None) -> dict:
@@ -103,7 +94,7 @@ def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=No
         example_figure(cs[0], new[0]["text"], format_answer(truths[0]), run / f"example_{which}_{shot}.png")
         rows += new
     evaluation_plots(rows, run / f"evaluation_{which}.png", title=which)
-    scores = _scores(rows)
+    scores = score_rows(rows)
     scores["answers_seen"] = dict(Counter(r["parsed"]["position"] for r in rows).most_common(5))
     (run / f"metrics_{which}.json").write_text(json.dumps(scores, indent=1, default=str))
     return scores
@@ -124,10 +115,6 @@ def run_replay(cfg: Config) -> dict:
     return metrics
 
 
-def _fmt(v):
-    return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-
-
 def report(m: dict, cfg: Config) -> str:
     lines = [f"# qeu_vlm replay: {m['model']} ({m['backend']} backend)", "",
              f"{m['train_records']} training conversations, {m['eval_records']} eval, {m['test_records']} test records "
@@ -135,7 +122,7 @@ def report(m: dict, cfg: Config) -> str:
              "| model | shot | " + " | ".join(HEADLINE) + " |", "|---|---|" + "---|" * len(HEADLINE)]
     for name in ("base", "finetuned"):
         for shot, s in m[name]["by_shot"].items():
-            lines.append(f"| {name} | {shot} | " + " | ".join(_fmt(s[k]) for k in HEADLINE) + " |")
+            lines.append(f"| {name} | {shot} | " + " | ".join(fmt_metric(s[k]) for k in HEADLINE) + " |")
     lines += ["", "Most frequent predicted positions (finetuned): " + json.dumps(m["answers_seen"]), "",
               "![samples](samples.png)", "", "![learning curves](learning_curves.png)", "",
               "![before](evaluation_base.png)", "", "![after](evaluation_finetuned.png)", "",

@@ -42,8 +42,9 @@ def hub_token() -> str | None:
 
 
 def model_card(run: str | Path, base: str, name: str) -> str:
+    from .metrics import fmt_metric as f
+
     m = json.loads((Path(run) / "metrics.json").read_text())["finetuned"]
-    f = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     rows = "\n".join(f"| {shot} | {f(s['format_valid'])} | {f(s['judgement_balanced_accuracy'])} | "
                      f"{f(s['mode_accuracy'])} | {f(s['position_exact'])} | {f(s['within_one_pin'])} |"
                      for shot, s in m["by_shot"].items())

@@ -63,12 +63,16 @@ def build_tokenizer(vocab_size: int = 600):
                                                          "vision_eos_token": "<|vision_end|>"})
 
 
-def _image_processor(max_pixels: int):
+def _image_processor_class():
     try:                                           # transformers 5: PIL backend, no torchvision
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil as IP
     except ImportError:                            # transformers 4.x (Colab's Unsloth pins): the slow processor
         from transformers import Qwen2VLImageProcessor as IP
-    return IP(min_pixels=28 * 28, max_pixels=max_pixels)
+    return IP
+
+
+def _image_processor(max_pixels: int):
+    return _image_processor_class()(min_pixels=28 * 28, max_pixels=max_pixels)
 
 
 def image_only_processor_class():
@@ -137,7 +141,7 @@ def load_tiny_vlm(path: str | Path):
     from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path)
-    ip = _image_processor(224 * 160).__class__.from_pretrained(path)
+    ip = _image_processor_class().from_pretrained(path)
     processor = image_only_processor_class()(image_processor=ip, tokenizer=AutoTokenizer.from_pretrained(path),
                                              chat_template=QWEN_VL_CHAT_TEMPLATE)
     return model, processor
