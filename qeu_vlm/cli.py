@@ -93,6 +93,14 @@ def cmd_plot(a):
     print(plot_step(a.run))
 
 
+def cmd_notebooks(a):
+    from .suite import run_notebooks
+
+    for name, sec in run_notebooks(a.run, smoke=a.smoke, only=a.only).items():
+        print(f"{name}: {sec} s")
+    print(f"executed copies: {Path(a.run) / 'executed'}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="qeu_vlm", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -126,9 +134,13 @@ def main(argv=None):
         c.add_argument("--run", required=True, help="run folder holding config.json")
         if name == "inspect":
             c.add_argument("--which", choices=("base", "finetuned"), default="finetuned")
+    nb = sub.add_parser("notebooks", help="execute the numbered notebooks in order, each in a fresh kernel")
+    nb.add_argument("--run", required=True, help="run folder the notebooks share (executed copies go to RUN/executed)")
+    nb.add_argument("--full", dest="smoke", action="store_false", help="not smoke mode: the preset's real recipe")
+    nb.add_argument("--only", nargs="*", help="notebook names to run, e.g. 01_load_data")
     a = p.parse_args(argv)
     rc = {"synth": cmd_synth, "validate": cmd_validate, "score": cmd_score, "replay": cmd_replay, "train": cmd_train,
-          "plot": cmd_plot, "inspect": cmd_inspect}[a.cmd](a)
+          "plot": cmd_plot, "inspect": cmd_inspect, "notebooks": cmd_notebooks}[a.cmd](a)
     return rc if isinstance(rc, int) else 0
 
 

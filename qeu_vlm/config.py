@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ class Config:
     run_dir: str = "runs/replay"
     # data
     data: str = "synthetic"            # "synthetic", "hub:OWNER/NAME", a saved dataset or a Drive folder
+    test_data: str | None = None       # the test split's source when it is a separate Hub repo or folder
     pools: str | None = None           # Drive folder with passed_image/ (synthetic: the twin's)
     n_train: int = 1520
     n_test: int = 462
@@ -46,13 +48,33 @@ class Config:
     logging_steps: int = 1
     max_new_tokens: int = 64
     inspect_batch_size: int = 8
+    smoke_mode: bool = False           # set by smoke(): nothing is pushed, reports say "smoke figures"
 
     def smoke(self) -> "Config":
         """A smaller real run: tiny offline model, a few steps, a small test slice."""
-        return replace(self, model="tiny", backend="hf", n_train=48, n_test=16, one_shot_first=12, n_eval=8,
+        return replace(self, smoke_mode=True, model="tiny", backend="hf", n_train=48, n_test=16, one_shot_first=12, n_eval=8,
                        n_inspect=8, max_steps=4, eval_steps=2, save_steps=2, batch_size=2, grad_accum=1,
                        max_pixels=224 * 160, max_length=1024, full_finetune=True, learning_rate=1e-3,
                        max_new_tokens=48)
+
+    @classmethod
+    def open(cls, run_dir, smoke: bool = False, **overrides) -> "Config":
+        """The run's settings: ``run_dir/config.json`` if an earlier step wrote it, else the defaults; overrides
+        that are not None replace fields; saved back, so every notebook and command of the run sees the same.
+        ``QEU_VLM_SMOKE=1`` in the environment also asks for smoke mode.
+
+        >>> import tempfile; d = tempfile.mkdtemp()
+        >>> Config.open(d, smoke=True).model, Config.open(d).model
+        ('tiny', 'tiny')
+        """
+        path = Path(run_dir) / "config.json"
+        cfg = cls.load(path) if path.exists() else cls()
+        cfg = replace(cfg, run_dir=str(run_dir), **{k: v for k, v in overrides.items() if v is not None})
+        if smoke or os.environ.get("QEU_VLM_SMOKE") == "1":
+            cfg = cfg.smoke()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cfg.save(path)
+        return cfg
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2))

@@ -82,6 +82,21 @@ def images_of(conv: dict) -> list:
     return [c["image"] for m in conv["messages"] for c in m["content"] if c["type"] == "image"]
 
 
+def as_text(conv: dict) -> str:
+    """The conversation as a reader sees it: each turn's text, images as numbered ``<image N>`` marks."""
+    out, n = [], 0
+    for m in conv["messages"]:
+        parts = []
+        for c in m["content"]:
+            if c["type"] == "image":
+                n += 1
+                parts.append(f"<image {n}: {c['image'].width}x{c['image'].height}>")
+            else:
+                parts.append(c["text"])
+        out.append(f"[{m['role']}]\n" + "\n".join(parts))
+    return "\n\n".join(out)
+
+
 def for_trl(conv: dict) -> dict:
     """TRL's vision form: placeholders in the messages, the images in order in ``images``."""
     msgs = [{"role": m["role"], "content": [{"type": "image"} if c["type"] == "image" else c for c in m["content"]]}

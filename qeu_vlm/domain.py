@@ -147,3 +147,17 @@ def check_record(rec: dict) -> None:
             f"dir/position/bbox_str disagree: dir {rec.get('dir')!r} says {format_position(daddr)} {dmode}, "
             f"position says {rec.get('position')!r}, bbox_str mode is {bmode!r}"
         )
+
+
+def describe(records) -> dict:
+    """Counts of a split by image type and defect mode, and its distinct positions (images never decoded).
+
+    >>> describe([{"type": "CYLN_DST", "bbox_str": "passed<loc_1><loc_2><loc_3><loc_4>", "position": "passed"}])["rows"]
+    1
+    """
+    if hasattr(records, "select_columns"):          # a datasets.Dataset: leave the images undecoded
+        records = records.select_columns(["type", "bbox_str", "position"])
+    recs = [{k: r[k] for k in ("type", "bbox_str", "position")} for r in records]
+    return {"rows": len(recs), "types": {t: sum(r["type"] == t for r in recs) for t in ("CYLN_DST", "CYLN_RAW")},
+            "modes": {m: sum(r["bbox_str"].startswith(m) for r in recs) for m in MODES},
+            "positions": len({r["position"] for r in recs})}

@@ -14,7 +14,7 @@ from .data import DataError, load_pools, load_records
 from .inspection import inspect
 from .metrics import fmt_metric, score_rows
 from .plots import evaluation_plots, example_figure, learning_curves, sample_sheet
-from .synth import SynthConfig, write_twin
+from .synth import SynthConfig, Twin, write_twin
 from .train import load_model, resolve_backend, train
 
 SPLITS = ("CYLNimages_train_1015", "CYLNimages_test_1015")
@@ -22,24 +22,46 @@ HEADLINE = ("format_valid", "judgement_balanced_accuracy", "mode_accuracy", "pos
             "exact_match", "distinct_positions")
 
 
-def _load_data(cfg: Config, run: Path):
+def split_sources(cfg: Config, run: Path) -> dict:
+    """``{split name: (source, split argument)}`` for ``load_records``.
+
+    The real data are two Hub repos with one ``train`` split each; a Drive folder holds one sub-folder per
+    split (the twin's ``drive/`` layout); a saved DatasetDict holds both splits by name.
+    """
     if cfg.data == "synthetic":
-        write_twin(SynthConfig(n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed).generate(), run / "twin")
-        sources = {s: str(run / "twin" / "dataset") for s in SPLITS}
-        pools_dir = cfg.pools or run / "twin" / "drive"
-    else:
-        sources = {s: cfg.data for s in SPLITS}
-        pools_dir = cfg.pools
-        if pools_dir is None:
-            raise DataError(f"{cfg.data}: set Config.pools to the Drive folder holding passed_image/")
-    data = {}
-    for s in SPLITS:
-        ds, report = load_records(sources[s], split=s, collect=True)
-        if not report.ok:
-            (run / f"validation_{s}.txt").write_text(str(report))
-            raise DataError(str(report))
-        data[s] = ds
-    return data, load_pools(pools_dir)
+        return {s: (str(run / "twin" / "dataset"), s) for s in SPLITS}
+    if cfg.data.startswith("hub:"):
+        test = cfg.test_data or cfg.data.replace("train", "test")
+        if test == cfg.data:
+            raise DataError(f"{cfg.data}: set Config.test_data to the test set's Hub repo (hub:OWNER/NAME)")
+        return {SPLITS[0]: (cfg.data, "train"), SPLITS[1]: (test, "train")}
+    out = {}
+    for s, given in zip(SPLITS, (cfg.data, cfg.test_data)):
+        root = Path(given or cfg.data)
+        out[s] = (str(root / s), s) if (root / s / "metadata.csv").exists() else (str(root), s)
+    return out
+
+
+def load_data(cfg: Config, run: Path | None = None):
+    """``(splits, pools, validation reports)``. Every problem of a split is listed, written to
+    ``validation_<split>.txt`` and raised. The synthetic source writes the twin into the run folder first."""
+    run = Path(run or cfg.run_dir)
+    if cfg.data == "synthetic":
+        synth = SynthConfig(n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+        made = run / "twin" / "summary.json"
+        # The twin is deterministic from its config: reuse it when an earlier step already wrote this one.
+        if not made.exists() or json.loads(made.read_text())["config"] != Twin(synth).summary()["config"]:
+            write_twin(synth.generate(), run / "twin")
+    pools_dir = cfg.pools or (run / "twin" / "drive" if cfg.data == "synthetic" else None)
+    if pools_dir is None:
+        raise DataError(f"{cfg.data}: set Config.pools to the Drive folder holding passed_image/")
+    data, reports = {}, {}
+    for s, (source, split) in split_sources(cfg, run).items():
+        data[s], reports[s] = load_records(source, split=split, collect=True)
+        if not reports[s].ok:
+            (run / f"validation_{s}.txt").write_text(str(reports[s]))
+            raise DataError(str(reports[s]))
+    return data, load_pools(pools_dir), reports
 
 
 def prepare(cfg: Config):
@@ -48,9 +70,7 @@ def prepare(cfg: Config):
     run.mkdir(parents=True, exist_ok=True)
     if not (run / "config.json").exists():
         cfg.save(run / "config.json")
-    if cfg.data == "synthetic" and (run / "twin" / "dataset").exists():
-        cfg = Config(**{**cfg.__dict__, "data": str(run / "twin" / "dataset"), "pools": cfg.pools or str(run / "twin" / "drive")})
-    data, pools = _load_data(cfg, run)
+    data, pools, _ = load_data(cfg, run)
     train_ds, test_ds = data[SPLITS[0]], data[SPLITS[1]]
     if not (run / "samples.png").exists():
         sample_sheet(train_ds, pools, path=run / "samples.png")
@@ -70,11 +90,28 @@ def train_step(cfg: Config, prepared=None):
     return trainer
 
 
+def _training_log(run) -> Path:
+    path = Path(run) / "log_history.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no training log in this run folder; train first "
+                                "(notebook 03_finetune, or python -m qeu_vlm train --run RUN)")
+    return path
+
+
 def plot_step(run) -> Path:
     """Learning curves from the saved log only: the same PNG from the notebook and the command line."""
     run = Path(run)
-    learning_curves(run / "log_history.json", run / "learning_curves.png")
+    learning_curves(_training_log(run), run / "learning_curves.png")
     return run / "learning_curves.png"
+
+
+def loss_summary(run) -> dict:
+    """First and last train loss, and eval loss at each evaluation, from the saved log only."""
+    log = json.loads(_training_log(run).read_text())
+    train = [h["loss"] for h in log if "loss" in h]
+    return {"steps": max((h.get("step", 0) for h in log), default=0),
+            "first_train_loss": train[0] if train else None, "last_train_loss": train[-1] if train else None,
+            "eval_loss": {h["step"]: round(h["eval_loss"], 4) for h in log if "eval_loss" in h}}
 
 
 def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=None, prepared=None) -> dict:
@@ -115,18 +152,23 @@ def run_replay(cfg: Config) -> dict:
     return metrics
 
 
+def comparison_table(run) -> str:
+    """Markdown table of every ``metrics_*.json`` in the run folder (base, finetuned, ...), by shot mode."""
+    lines = ["| model | shot | " + " | ".join(HEADLINE) + " |", "|---|---|" + "---|" * len(HEADLINE)]
+    for path in sorted(Path(run).glob("metrics_*.json"), key=lambda p: (p.stem != "metrics_base", p.stem)):
+        for shot, s in json.loads(path.read_text())["by_shot"].items():
+            lines.append(f"| {path.stem[8:]} | {shot} | " + " | ".join(fmt_metric(s[k]) for k in HEADLINE) + " |")
+    return "\n".join(lines)
+
+
 def report(m: dict, cfg: Config) -> str:
     lines = [f"# qeu_vlm replay: {m['model']} ({m['backend']} backend)", "",
              f"{m['train_records']} training conversations, {m['eval_records']} eval, {m['test_records']} test records "
-             f"inspected zero-shot and one-shot; {m['seconds']} s in all.", "",
-             "| model | shot | " + " | ".join(HEADLINE) + " |", "|---|---|" + "---|" * len(HEADLINE)]
-    for name in ("base", "finetuned"):
-        for shot, s in m[name]["by_shot"].items():
-            lines.append(f"| {name} | {shot} | " + " | ".join(fmt_metric(s[k]) for k in HEADLINE) + " |")
-    lines += ["", "Most frequent predicted positions (finetuned): " + json.dumps(m["answers_seen"]), "",
-              "![samples](samples.png)", "", "![learning curves](learning_curves.png)", "",
-              "![before](evaluation_base.png)", "", "![after](evaluation_finetuned.png)", "",
-              "![one-shot example](example_finetuned_one.png)", ""]
+             f"inspected zero-shot and one-shot; {m['seconds']} s in all.", "", comparison_table(cfg.run_dir),
+             "", "Most frequent predicted positions (finetuned): " + json.dumps(m["answers_seen"]), "",
+             "![samples](samples.png)", "", "![learning curves](learning_curves.png)", "",
+             "![before](evaluation_base.png)", "", "![after](evaluation_finetuned.png)", "",
+             "![one-shot example](example_finetuned_one.png)", ""]
     if cfg.model == "tiny":
         lines.insert(2, "**CPU smoke figures from a tiny randomly initialised model: they show the pipeline runs, "
                         "not how well a real VLM inspects.**\n")

@@ -1,14 +1,24 @@
-"""Figures: dataset sample sheets (more to come: learning curves, confusion matrix, error heatmap)."""
+"""Figures: sample sheets, reference pools, learning curves, evaluation plots, example answers.
+
+Each takes ``path``: saved there (and closed) so notebooks and commands show the same PNG from the run folder.
+Matplotlib picks a headless backend by itself where there is no display; forcing one would stop notebooks
+drawing inline.
+"""
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+from .data import Pools, decode
+from .domain import PASSED, parse_bbox
 
-from .data import Pools, decode  # noqa: E402
-from .domain import PASSED, parse_bbox  # noqa: E402
+
+def _finish(fig, path, dpi=100):
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+    return fig
 
 
 def sample_sheet(records, pools: Pools | None = None, per_type: int = 3, path=None):
@@ -34,11 +44,21 @@ def sample_sheet(records, pools: Pools | None = None, per_type: int = 3, path=No
                     ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="red", lw=1.5))
                 title = f"{title}  {mode}"
             ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-    return fig
+    return _finish(fig, path, 80)
+
+
+def pool_sheet(pools: Pools, per_kind: int = 5, path=None):
+    """The reference pools: passed images, and star images with the address each star teaches."""
+    rows = [(f"passed {t[5:]}", [(im, "") for im in pools.passed[t][:per_kind]]) for t in ("CYLN_RAW", "CYLN_DST")]
+    rows += [(f"star {t[5:]}", [(im, f"star at {a}") for im, a in pools.stars[t][:per_kind]]) for t in ("CYLN_RAW", "CYLN_DST")]
+    fig, axes = plt.subplots(len(rows), per_kind, figsize=(2.6 * per_kind, 2.0 * len(rows)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (name, ims) in enumerate(rows):
+        for j, (im, title) in enumerate(ims):
+            axes[i][j].imshow(im)
+            axes[i][j].set_title(title or name, fontsize=8)
+    return _finish(fig, path, 80)
 
 
 def learning_curves(log_history_json, path=None):
@@ -58,11 +78,7 @@ def learning_curves(log_history_json, path=None):
     ax.set_title("Learning curves")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-    return fig
+    return _finish(fig, path, 100)
 
 
 def evaluation_plots(rows: list[dict], path=None, title: str = ""):
@@ -100,11 +116,7 @@ def evaluation_plots(rows: list[dict], path=None, title: str = ""):
         ax2.text(j, i, f"{int(wrong[i, j])}/{int(v)}" if v else "", ha="center", va="center", fontsize=7)
     fig.colorbar(im, ax=ax2, fraction=0.03)
     fig.suptitle(title)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-    return fig
+    return _finish(fig, path, 100)
 
 
 def example_figure(conv: dict, predicted: str, truth: str, path=None):
@@ -122,8 +134,4 @@ def example_figure(conv: dict, predicted: str, truth: str, path=None):
     axes[-1].axis("off")
     axes[-1].text(0, 1, "AI RESPONSE\n" + (predicted.strip() or "(empty)") + "\n\nDATASET ANSWER\n" + truth,
                   va="top", family="monospace", fontsize=7, wrap=True)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-    return fig
+    return _finish(fig, path, 90)

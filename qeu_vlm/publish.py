@@ -41,10 +41,17 @@ def hub_token() -> str | None:
         return None
 
 
+def base_id(cfg) -> str:
+    """The base model's Hub id for a preset, else the model as the config names it ("tiny", a folder)."""
+    from .presets import PRESETS
+
+    return PRESETS[cfg.model].hub_id if cfg.model in PRESETS else cfg.model
+
+
 def model_card(run: str | Path, base: str, name: str) -> str:
     from .metrics import fmt_metric as f
 
-    m = json.loads((Path(run) / "metrics.json").read_text())["finetuned"]
+    m = json.loads((Path(run) / "metrics_finetuned.json").read_text())
     rows = "\n".join(f"| {shot} | {f(s['format_valid'])} | {f(s['judgement_balanced_accuracy'])} | "
                      f"{f(s['mode_accuracy'])} | {f(s['position_exact'])} | {f(s['within_one_pin'])} |"
                      for shot, s in m["by_shot"].items())
@@ -52,6 +59,13 @@ def model_card(run: str | Path, base: str, name: str) -> str:
     return CARD.format(base=base, name=name, kind="smoke-test model" if tiny else "LoRA adapter",
                        n=m["all"]["n"], rows=rows,
                        note="CPU smoke figures from a tiny random model, not a real VLM." if tiny else "")
+
+
+def write_model_card(run: str | Path, base: str, name: str) -> Path:
+    """``run/adapter/README.md``: what ``push_adapter`` uploads; written alone in smoke mode to look at."""
+    path = Path(run) / "adapter" / "README.md"
+    path.write_text(model_card(run, base, name))
+    return path
 
 
 def push_adapter(run: str | Path, repo_id: str, base: str, private: bool = True) -> str:
@@ -64,11 +78,27 @@ def push_adapter(run: str | Path, repo_id: str, base: str, private: bool = True)
     adapter = Path(run) / "adapter"
     if not any(adapter.glob("*.safetensors")):
         raise FileNotFoundError(f"{adapter}: no .safetensors weights to push")
-    (adapter / "README.md").write_text(model_card(run, base, repo_id))
+    write_model_card(run, base, repo_id)
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     api.upload_folder(folder_path=str(adapter), repo_id=repo_id, ignore_patterns=["training_args.bin"])
     return f"https://huggingface.co/{repo_id}"
+
+
+def push_twin(run: str | Path, repo_id: str, private: bool = True, card: str | Path | None = None) -> str:
+    """Upload the run's synthetic twin (both splits) as a Hub dataset, with its data card
+    (``card``, default ``data_cards/synthetic_twin.md`` of a source checkout)."""
+    import datasets
+    from huggingface_hub import DatasetCard
+
+    token = hub_token()
+    if not token:
+        raise RuntimeError("no Hub token: set HF_TOKEN in the environment or in Colab's secrets (key icon)")
+    datasets.load_from_disk(str(Path(run) / "twin" / "dataset")).push_to_hub(repo_id, private=private, token=token)
+    card = Path(card or Path(__file__).resolve().parent.parent / "data_cards" / "synthetic_twin.md")
+    if card.exists():
+        DatasetCard(card.read_text()).push_to_hub(repo_id, token=token)
+    return f"https://huggingface.co/datasets/{repo_id}"
 
 
 def export_merged(model, processor, out: str | Path, backend: str = "hf") -> Path:

@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
-from .domain import (ALL_ADDRESSES, DEFECT_MODES, MODE_VECTORS, PASSED, ROWS, Address, format_bbox, format_dir,
-                     format_position)
+from .domain import (ALL_ADDRESSES, DEFECT_MODES, MODE_VECTORS, PASSED, ROWS, Address, describe, format_bbox,
+                     format_dir, format_position)
 
 W, H = 410, 280
 TOP, LEFT = 60, 60                       # label bands: digits on top, letters on the left
@@ -214,12 +214,7 @@ class Twin:
 
     def summary(self) -> dict:
         out = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()}}
-        for name, recs in self.splits.items():
-            types = {t: sum(r["type"] == t for r in recs) for t in ("CYLN_DST", "CYLN_RAW")}
-            modes = {m: sum(r["bbox_str"].startswith(m) for r in recs) for m in (PASSED,) + DEFECT_MODES}
-            out[name] = {"rows": len(recs), "types": types, "modes": modes,
-                         "positions": len({r["position"] for r in recs})}
-        return out
+        return out | {name: describe(recs) for name, recs in self.splits.items()}
 
 
 def generate(cfg: SynthConfig, progress: bool = True) -> Twin:

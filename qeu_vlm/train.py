@@ -87,6 +87,17 @@ def precision():
     return {"fp16": not bf16, "bf16": bf16}
 
 
+def gpu_memory() -> dict:
+    """The GPU and its peak reserved memory in GB, as Unsloth's notebooks report them; ``{}`` on CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    props = torch.cuda.get_device_properties(0)
+    return {"gpu": props.name, "total_gb": round(props.total_memory / 2**30, 3),
+            "peak_reserved_gb": round(torch.cuda.max_memory_reserved() / 2**30, 3)}
+
+
 def _model_path(cfg: Config, run: Path) -> str:
     if cfg.model == "tiny":
         from .tiny_model import build_tiny_vlm
@@ -223,7 +234,15 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
         # the initial weights. from_pretrained applies the key conversion; the Trainer still restores
         # optimizer, scheduler and RNG state.
         model.load_state_dict(type(model).from_pretrained(last).state_dict())
-    trainer.train(resume_from_checkpoint=last)
+    before = gpu_memory()
+    out = trainer.train(resume_from_checkpoint=last)
+    after = gpu_memory()
+    stats = {"backend": backend, "steps": trainer.state.global_step, "runtime_s": round(out.metrics["train_runtime"], 1),
+             "samples_per_s": round(out.metrics["train_samples_per_second"], 3), "device": after.get("gpu", "cpu")}
+    if after:
+        stats |= {"gpu_total_gb": after["total_gb"], "peak_reserved_gb": after["peak_reserved_gb"],
+                  "peak_for_training_gb": round(after["peak_reserved_gb"] - before["peak_reserved_gb"], 3)}
+    (run / "train_stats.json").write_text(json.dumps(stats, indent=1))
     (run / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     trainer.save_model(str(run / "adapter"))
     processor.save_pretrained(str(run / "adapter"))

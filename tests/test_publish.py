@@ -10,7 +10,7 @@ from qeu_vlm.train import load_model
 def _metrics(run):
     s = {"format_valid": 0.5, "judgement_balanced_accuracy": 0.75, "mode_accuracy": None, "position_exact": 0.25,
          "within_one_pin": 0.5}
-    (run / "metrics.json").write_text(json.dumps({"finetuned": {"all": {"n": 12}, "by_shot": {"zero": s, "one": s}}}))
+    (run / "metrics_finetuned.json").write_text(json.dumps({"all": {"n": 12}, "by_shot": {"zero": s, "one": s}}))
 
 
 def test_model_card_carries_metrics(tmp_path):

@@ -1,0 +1,63 @@
+"""The notebook suite: conventions checked statically, then every notebook executed in order in smoke mode."""
+import json
+import re
+
+import nbformat
+import pytest
+
+from qeu_vlm.suite import NotebookError, notebooks, run_notebooks
+
+NBS = notebooks()
+
+
+def _code(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_the_suite_is_complete():
+    assert [p.stem[:2] for p in NBS] == ["01", "02", "03", "04", "05", "06"]
+
+
+@pytest.mark.parametrize("path", NBS, ids=lambda p: p.name)
+def test_conventions(path):
+    nb = nbformat.read(path, as_version=4)
+    assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# ")
+    assert f"colab.research.google.com/github/" in first.source and f"notebooks/{path.name})" in first.source
+    code = _code(nb)
+    assert "COLAB_" in code[0].source and "pip install" in code[0].source, "first code cell: the Colab-only install"
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and "SMOKE = False" in params[0].source and "RUN_DIR = " in params[0].source
+    for c in code:
+        assert c.outputs == [] and c.execution_count is None, f"{path.name}: outputs committed; strip them"
+        assert not re.search(r"^\s*(def|class) |lambda", c.source, re.M), f"{path.name}: logic belongs in qeu_vlm"
+    assert any("from qeu_vlm" in c.source for c in code)
+    numbers = [int(m) for c in nb.cells if c.cell_type == "markdown" for m in re.findall(r"^## (\d+)\. ", c.source, re.M)]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 3
+
+
+def test_all_notebooks_run_in_order_in_smoke_mode(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_never_shown")
+    seconds = run_notebooks(tmp_path, smoke=True)
+    assert list(seconds) == [p.name for p in NBS]
+    for f in ("samples.png", "pools.png", "predictions_base_one.jsonl", "adapter/model.safetensors",
+              "learning_curves.png", "metrics_finetuned.json", "evaluation_finetuned.png", "adapter/README.md"):
+        assert (tmp_path / f).exists(), f
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["smoke_mode"] and cfg["model"] == "tiny"
+    for p in NBS:
+        executed = nbformat.read(tmp_path / "executed" / p.name, as_version=4)
+        outputs = [o for c in _code(executed) for o in c.outputs]
+        assert not [o for o in outputs if o.output_type == "error"]
+        assert "hf_secret_never_shown" not in json.dumps(outputs)
+        assert any(o.output_type == "display_data" and "image/png" in o.data for o in outputs) or p.stem[:2] in ("03", "06")
+    assert "Hub token found: True" in json.dumps(nbformat.read(tmp_path / "executed" / "06_publish.ipynb", 4).dict())
+    assert "nothing pushed" in json.dumps(nbformat.read(tmp_path / "executed" / "06_publish.ipynb", 4).dict())
+
+
+def test_a_failing_cell_names_the_notebook_and_the_cell(tmp_path):
+    # 04 alone on an empty run folder: nothing was trained there, and the error must say so and where.
+    with pytest.raises(NotebookError, match=r"04_learning_curves\.ipynb, cell \[\d+\] failed: FileNotFoundError: .*train first"):
+        run_notebooks(tmp_path, smoke=True, only=["04_learning_curves"])
+    assert (tmp_path / "executed" / "04_learning_curves.ipynb").exists()
