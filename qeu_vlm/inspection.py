@@ -44,8 +44,13 @@ def inspect(model, processor, records, convs: list[dict], truths, path, **kw) ->
     for rec, conv, truth, (text, dt) in zip(records, convs, truths, generate(model, processor, convs, **kw)):
         rows.append({"text": text, "parsed": parse_answer(text).to_dict(), "truth": truth.to_dict(),
                      "shot": conv["shot"], "type": rec["type"], "seconds": round(dt, 4)})
+    return write_jsonl(rows, path)
+
+
+def write_jsonl(rows: list[dict], path) -> list[dict]:
+    """One JSON object per line, written aside and renamed: never a half-written file under the final name."""
     path = Path(path)
     tmp = path.with_suffix(".partial")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.rename(path)                               # never a half-written file under the final name
+    tmp.rename(path)
     return rows

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-from .answer import answer_for, format_answer
+from tqdm.auto import tqdm
+
+from .answer import answer_for, format_answer, parse_answer
 from .config import Config
 from .conversation import convert, shot_plan
 from .data import DataError, load_pools, load_records
@@ -64,7 +67,20 @@ def load_data(cfg: Config, run: Path | None = None):
     return data, load_pools(pools_dir), reports
 
 
-def prepare(cfg: Config):
+@dataclass
+class Prepared:
+    """What every step starts from; ``prepare(cfg)`` makes it once per process."""
+
+    run: Path
+    train_convs: list
+    eval_convs: list
+    test: object                 # the inspected test slice (datasets.Dataset)
+    infer: dict                  # shot mode -> inference conversations of the test slice
+    train_records: object
+    pools: object
+
+
+def prepare(cfg: Config) -> Prepared:
     """Data -> conversations, deterministic from the config, so each step can rebuild them from the run folder."""
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
@@ -80,13 +96,13 @@ def prepare(cfg: Config):
     test = test_ds.select(range(min(cfg.n_inspect, len(test_ds))))
     infer = {shot: convert(test, pools, [shot] * len(test), seed=cfg.seed + 1, prompt_set=cfg.prompt_set,
                            with_answer=False) for shot in ("zero", "one")}
-    return run, convs[:len(convs) - n_eval], convs[len(convs) - n_eval:], test, infer
+    return Prepared(run, convs[:len(convs) - n_eval], convs[len(convs) - n_eval:], test, infer, train_ds, pools)
 
 
-def train_step(cfg: Config, prepared=None):
-    run, train_convs, eval_convs, _, _ = prepared or prepare(cfg)
-    trainer = train(cfg, train_convs, eval_convs, run)
-    plot_step(run)
+def train_step(cfg: Config, prepared: Prepared | None = None):
+    p = prepared or prepare(cfg)
+    trainer = train(cfg, p.train_convs, p.eval_convs, p.run)
+    plot_step(p.run)
     return trainer
 
 
@@ -119,13 +135,14 @@ def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=No
 
     ``prepared``: what ``prepare(cfg)`` returned, so a caller running several steps loads the data once.
     """
-    run, _, _, test, infer = prepared or prepare(cfg)
+    p = prepared or prepare(cfg)
+    run, test = p.run, p.test
     backend = resolve_backend(cfg)
     if model is None:
         model, processor = load_model(cfg, run, backend, adapter=str(run / "adapter") if which == "finetuned" else None)
     truths = [answer_for(r) for r in test]
     rows = []
-    for shot, cs in infer.items():
+    for shot, cs in p.infer.items():
         new = inspect(model, processor, test, cs, truths, run / f"predictions_{which}_{shot}.jsonl",
                       batch_size=cfg.inspect_batch_size, max_new_tokens=cfg.max_new_tokens)
         example_figure(cs[0], new[0]["text"], format_answer(truths[0]), run / f"example_{which}_{shot}.png")
@@ -137,18 +154,44 @@ def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=No
     return scores
 
 
+def baseline_step(cfg: Config, prepared=None) -> dict:
+    """The classic inspector: fitted on the training split, run on the same test slice as the VLM (reference +
+    test image, so its rows count as zero-shot), scored the same way."""
+    import numpy as np
+
+    from .baseline import Baseline
+    from .inspection import write_jsonl
+
+    p = prepared or prepare(cfg)
+    run, pools = p.run, p.pools
+    bl = Baseline().fit(p.train_records, pools)
+    bl.save(run / "baseline.json")
+    rng = np.random.default_rng(cfg.seed + 2)
+    rows = []
+    for r in tqdm(p.test, desc="baseline"):
+        t = time.perf_counter()
+        text = bl.answer(r, pools.passed[r["type"]][rng.integers(len(pools.passed[r["type"]]))])
+        rows.append({"text": text, "parsed": parse_answer(text).to_dict(), "truth": answer_for(r).to_dict(),
+                     "shot": "zero", "type": r["type"], "seconds": round(time.perf_counter() - t, 4)})
+    write_jsonl(rows, run / "predictions_baseline.jsonl")
+    scores = score_rows(rows)
+    (run / "metrics_baseline.json").write_text(json.dumps(scores, indent=1, default=str))
+    return scores
+
+
 def run_replay(cfg: Config) -> dict:
     t0 = time.perf_counter()
     prepared = prepare(cfg)
-    run, train_convs, eval_convs, test, _ = prepared
     base = inspect_step(cfg, "base", prepared=prepared)
+    baseline = baseline_step(cfg, prepared)
     trainer = train_step(cfg, prepared)
     tuned = inspect_step(cfg, "finetuned", trainer.model, trainer.processing_class, prepared)
-    metrics = {"base": base, "finetuned": tuned, "backend": resolve_backend(cfg), "model": cfg.model,
-               "train_records": len(train_convs), "eval_records": len(eval_convs), "test_records": len(test),
+    metrics = {"base": base, "finetuned": tuned, "baseline": baseline, "backend": resolve_backend(cfg), "model": cfg.model,
+               "train_records": len(prepared.train_convs), "eval_records": len(prepared.eval_convs),
+               "test_records": len(prepared.test),
                "answers_seen": tuned["answers_seen"], "seconds": round(time.perf_counter() - t0, 1)}
-    (run / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
-    (run / "report.md").write_text(report(metrics, cfg))
+    (prepared.run / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    (prepared.run / "report.md").write_text(report(metrics, cfg))
     return metrics
 
 
@@ -165,6 +208,10 @@ def report(m: dict, cfg: Config) -> str:
     lines = [f"# qeu_vlm replay: {m['model']} ({m['backend']} backend)", "",
              f"{m['train_records']} training conversations, {m['eval_records']} eval, {m['test_records']} test records "
              f"inspected zero-shot and one-shot; {m['seconds']} s in all.", "", comparison_table(cfg.run_dir),
+             "", "`baseline` is the classic non-VLM inspector (`qeu_vlm.baseline`: DST blob / RAW aligned difference, "
+             "fitted on the training split): the bar a fine-tuned VLM must clear. By image type: "
+             + "; ".join(f"{t}: judgement {fmt_metric(s['judgement_accuracy'])}, position {fmt_metric(s['position_exact'])}"
+                         for t, s in m["baseline"]["by_type"].items()) + ".",
              "", "Most frequent predicted positions (finetuned): " + json.dumps(m["answers_seen"]), "",
              "![samples](samples.png)", "", "![learning curves](learning_curves.png)", "",
              "![before](evaluation_base.png)", "", "![after](evaluation_finetuned.png)", "",
