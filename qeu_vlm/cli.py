@@ -93,6 +93,20 @@ def cmd_plot(a):
     print(plot_step(a.run))
 
 
+def cmd_learn(a):
+    """The learn profile and its ablation: a from-scratch tiny VLM trained on CPU for a fixed time budget."""
+    from dataclasses import replace
+
+    from .config import Config
+    from .pipeline import run_learn
+
+    cfg = replace(Config(run_dir=a.out, seed=a.seed).learn(), time_budget_s=a.minutes * 60)
+    if a.n_train:
+        cfg = replace(cfg, n_train=a.n_train, n_test=a.n_test, n_inspect=a.n_test, max_steps=a.steps or cfg.max_steps)
+    run_learn(cfg, ablation=not a.no_ablation)
+    print(open(f"{a.out}/learn_report.md").read())
+
+
 def cmd_notebooks(a):
     from .suite import run_notebooks
 
@@ -134,13 +148,21 @@ def main(argv=None):
         c.add_argument("--run", required=True, help="run folder holding config.json")
         if name == "inspect":
             c.add_argument("--which", choices=("base", "finetuned"), default="finetuned")
+    le = sub.add_parser("learn", help="the CPU learning profile and its ablation (about 25 min with the defaults)")
+    le.add_argument("--out", default="runs/learn")
+    le.add_argument("--minutes", type=float, default=10, help="training budget per run, CPU-minutes")
+    le.add_argument("--seed", type=int, default=0)
+    le.add_argument("--no-ablation", action="store_true")
+    le.add_argument("--n-train", type=int, help="smaller twin for a quick check (default: the profile's 5,000)")
+    le.add_argument("--n-test", type=int, default=32)
+    le.add_argument("--steps", type=int)
     nb = sub.add_parser("notebooks", help="execute the numbered notebooks in order, each in a fresh kernel")
     nb.add_argument("--run", required=True, help="run folder the notebooks share (executed copies go to RUN/executed)")
     nb.add_argument("--full", dest="smoke", action="store_false", help="not smoke mode: the preset's real recipe")
     nb.add_argument("--only", nargs="*", help="notebook names to run, e.g. 01_load_data")
     a = p.parse_args(argv)
     rc = {"synth": cmd_synth, "validate": cmd_validate, "score": cmd_score, "replay": cmd_replay, "train": cmd_train,
-          "plot": cmd_plot, "inspect": cmd_inspect, "notebooks": cmd_notebooks}[a.cmd](a)
+          "plot": cmd_plot, "inspect": cmd_inspect, "notebooks": cmd_notebooks, "learn": cmd_learn}[a.cmd](a)
     return rc if isinstance(rc, int) else 0
 
 

@@ -21,12 +21,17 @@ class Config:
     n_train: int = 1520
     n_test: int = 462
     seed: int = 0
+    dst_fraction: float = 0.5          # twin: share of DST images (the learn profile uses DST only)
+    image_size: tuple | None = None    # resize every image to (width, height) before the processor; None: as stored
+    ablation: str | None = None        # "reference-as-test": the test image replaced by its reference (no defect info)
     one_shot_first: int = 500          # the original: the first 500 training records one-shot
     prompt_set: str = "default"
     n_eval: int = 64                   # held out of train for eval loss
     n_inspect: int = 100               # test records inspected per shot mode
+    inspect_shots: tuple = ("zero", "one")
     # model
     model: str = "qwen2.5-vl-3b"       # a preset name, or a local model folder ("tiny" builds the offline one)
+    tiny_size: str = "smoke"           # "tiny" model dimensions: "smoke" (205K params) or "learn" (~4M)
     backend: str = "auto"              # "auto", "unsloth", "hf"
     max_pixels: int | None = None      # None: the preset's cap
     max_length: int | None = None
@@ -43,6 +48,9 @@ class Config:
     batch_size: int | None = None
     grad_accum: int | None = None
     learning_rate: float = 1.5e-4
+    lr_schedule: str = "linear"
+    warmup_steps: int = 0
+    time_budget_s: float | None = None # stop training after this many seconds (the learn profile's CPU budget)
     eval_steps: int = 5
     save_steps: int = 5
     logging_steps: int = 1
@@ -76,9 +84,20 @@ class Config:
         cfg.save(path)
         return cfg
 
+    def learn(self) -> "Config":
+        """The CPU learning profile: a ~4M-parameter Qwen2.5-VL trained from scratch, all weights, on DST records
+        at 224x154 (48 image tokens each), zero-shot, for 10 CPU-minutes; then 240 held-out records inspected."""
+        return replace(self, model="tiny", tiny_size="learn", backend="hf", full_finetune=True, dst_fraction=1.0,
+                       n_train=5000, n_test=240, n_inspect=240, n_eval=64, one_shot_first=0,
+                       inspect_shots=("zero",), image_size=(224, 154), max_pixels=224 * 168, max_length=512,
+                       prompt_set="short", batch_size=8, grad_accum=1, learning_rate=1e-3, lr_schedule="cosine",
+                       warmup_steps=50, max_steps=800, time_budget_s=600, eval_steps=200, save_steps=400, logging_steps=20,
+                       max_new_tokens=40, inspect_batch_size=16)
+
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, path) -> "Config":
-        return cls(**json.loads(Path(path).read_text()))
+        d = json.loads(Path(path).read_text())
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})

@@ -34,19 +34,30 @@ def _assistant(text):
     return {"role": "assistant", "content": [{"type": "text", "text": text}]}
 
 
+ABLATIONS = ("reference-as-test",)
+
+
 def to_conversation(record: dict, pools: Pools, shot: str, rng: np.random.Generator,
-                    prompt_set: str = "default", with_answer: bool = True) -> dict:
-    """One record as ``{"messages": [...], "shot": shot}``; without the final answer for inference."""
+                    prompt_set: str = "default", with_answer: bool = True, size: tuple | None = None,
+                    ablation: str | None = None) -> dict:
+    """One record as ``{"messages": [...], "shot": shot}``; without the final answer for inference.
+
+    ``size``: resize every image to (width, height). ``ablation="reference-as-test"``: the test image is replaced
+    by its reference, so the conversation carries no defect information (the answer stays the record's).
+    """
     if shot not in SHOTS:
         raise ValueError(f"unknown shot mode {shot!r} (known: {', '.join(SHOTS)})")
+    if ablation not in (None,) + ABLATIONS:
+        raise ValueError(f"unknown ablation {ablation!r} (known: {', '.join(ABLATIONS)})")
     typ = record["type"]
     p = prompts(prompt_set)
-    ref = pools.passed[typ][rng.integers(len(pools.passed[typ]))]
-    test = decode(record["image"])
+    fit = (lambda im: im.resize(tuple(size), Image.BILINEAR)) if size else (lambda im: im)  # noqa: E731
+    ref = fit(pools.passed[typ][rng.integers(len(pools.passed[typ]))])
+    test = ref.copy() if ablation else fit(decode(record["image"]))
     msgs = []
     if shot == "one":
         star, addr = pools.stars[typ][rng.integers(len(pools.stars[typ]))]
-        msgs += [_user(p["STAR"], star), _assistant(format_star_answer(typ, addr))]
+        msgs += [_user(p["STAR"], fit(star)), _assistant(format_star_answer(typ, addr))]
     if shot == "composite":
         msgs.append(_user(p[typ].replace("image2 and image3", "the upper and lower halves of the image")
                           .replace("Image2", "The upper half"), composite(ref, test)))
@@ -68,13 +79,14 @@ def shot_plan(n: int, one_shot_first: int | None = None, one_shot_fraction: floa
 
 
 def convert(records, pools: Pools, shots: list[str], seed: int = 0, prompt_set: str = "default",
-            with_answer: bool = True, progress: bool = False) -> list[dict]:
+            with_answer: bool = True, progress: bool = False, size: tuple | None = None,
+            ablation: str | None = None) -> list[dict]:
     from tqdm.auto import tqdm
 
     if len(shots) != len(records):
         raise ValueError(f"{len(shots)} shot modes for {len(records)} records")
     rng = np.random.default_rng(seed)
-    return [to_conversation(r, pools, s, rng, prompt_set, with_answer)
+    return [to_conversation(r, pools, s, rng, prompt_set, with_answer, size, ablation)
             for r, s in tqdm(zip(records, shots), total=len(shots), desc="converting", disable=not progress)]
 
 

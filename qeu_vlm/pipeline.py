@@ -50,7 +50,7 @@ def load_data(cfg: Config, run: Path | None = None):
     ``validation_<split>.txt`` and raised. The synthetic source writes the twin into the run folder first."""
     run = Path(run or cfg.run_dir)
     if cfg.data == "synthetic":
-        synth = SynthConfig(n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+        synth = SynthConfig(n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed, dst_fraction=cfg.dst_fraction)
         made = run / "twin" / "summary.json"
         # The twin is deterministic from its config: reuse it when an earlier step already wrote this one.
         if not made.exists() or json.loads(made.read_text())["config"] != Twin(synth).summary()["config"]:
@@ -91,11 +91,12 @@ def prepare(cfg: Config) -> Prepared:
     if not (run / "samples.png").exists():
         sample_sheet(train_ds, pools, path=run / "samples.png")
     shots = shot_plan(len(train_ds), one_shot_first=min(cfg.one_shot_first, len(train_ds)))
-    convs = convert(train_ds, pools, shots, seed=cfg.seed, prompt_set=cfg.prompt_set, progress=True)
+    how = dict(prompt_set=cfg.prompt_set, size=cfg.image_size, ablation=cfg.ablation)
+    convs = convert(train_ds, pools, shots, seed=cfg.seed, progress=True, **how)
     n_eval = min(cfg.n_eval, len(convs) // 4)
     test = test_ds.select(range(min(cfg.n_inspect, len(test_ds))))
-    infer = {shot: convert(test, pools, [shot] * len(test), seed=cfg.seed + 1, prompt_set=cfg.prompt_set,
-                           with_answer=False) for shot in ("zero", "one")}
+    infer = {shot: convert(test, pools, [shot] * len(test), seed=cfg.seed + 1, with_answer=False, **how)
+             for shot in cfg.inspect_shots}
     return Prepared(run, convs[:len(convs) - n_eval], convs[len(convs) - n_eval:], test, infer, train_ds, pools)
 
 
@@ -149,7 +150,8 @@ def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=No
         rows += new
     evaluation_plots(rows, run / f"evaluation_{which}.png", title=which)
     scores = score_rows(rows)
-    scores["answers_seen"] = dict(Counter(r["parsed"]["position"] for r in rows).most_common(5))
+    seen = Counter(r["parsed"]["position"] for r in rows).most_common()
+    scores["answers_seen"], scores["answer_distribution"] = dict(seen[:5]), dict(seen)
     (run / f"metrics_{which}.json").write_text(json.dumps(scores, indent=1, default=str))
     return scores
 
@@ -193,6 +195,71 @@ def run_replay(cfg: Config) -> dict:
     (prepared.run / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
     (prepared.run / "report.md").write_text(report(metrics, cfg))
     return metrics
+
+
+LEARN_TARGETS = {"format_valid": (">=", 0.95), "judgement_balanced_accuracy": (">=", 0.95)}
+ABLATION_TARGET = ("judgement_balanced_accuracy", "<=", 0.60)
+
+
+def run_learn(cfg: Config, ablation: bool = True) -> dict:
+    """The learn profile (``Config().learn()``): train from scratch on CPU, inspect the held-out DST records, and
+    (``ablation``) the same with every test image replaced by its reference, side by side in ``learn_report.md``."""
+    from dataclasses import replace
+
+    t0 = time.perf_counter()
+    out, runs = {}, {"learn": cfg}
+    if ablation:
+        twin = Path(cfg.run_dir) / "twin"
+        runs["ablation"] = replace(cfg, run_dir=str(Path(cfg.run_dir) / "ablation"), ablation="reference-as-test",
+                                   data=str(twin / "dataset"), pools=str(twin / "drive"))
+    for name, c in runs.items():
+        prepared = prepare(c)
+        trainer = train_step(c, prepared)
+        scores = inspect_step(c, "finetuned", trainer.model, trainer.processing_class, prepared)
+        out[name] = {"scores": scores["all"], "answer_distribution": scores["answer_distribution"],
+                     "train": json.loads((prepared.run / "train_stats.json").read_text()),
+                     "loss": loss_summary(prepared.run), "test_records": len(prepared.test)}
+        if name == "learn":
+            out["baseline"] = baseline_step(c, prepared)["all"]
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    run = Path(cfg.run_dir)
+    (run / "learn_metrics.json").write_text(json.dumps(out, indent=1, default=str))
+    (run / "learn_report.md").write_text(learn_report(out))
+    return out
+
+
+def _meets(value, op, target) -> bool:
+    return value is not None and (value >= target if op == ">=" else value <= target)
+
+
+def learn_report(m: dict) -> str:
+    cols = ("format_valid", "judgement_balanced_accuracy", "mode_accuracy", "position_exact", "within_one_pin",
+            "distinct_positions")
+    lines = ["# qeu_vlm learn profile: a from-scratch tiny VLM on CPU", "",
+             f"{m['learn']['test_records']} held-out DST records inspected zero-shot; {m['seconds']} s in all.", "",
+             "| run | steps | train s | last train loss | " + " | ".join(cols) + " |",
+             "|---|---|---|---|" + "---|" * len(cols)]
+    for name in ("learn", "ablation"):
+        if name in m:
+            r = m[name]
+            lines.append(f"| {name} | {r['train']['steps']} | {r['train']['runtime_s']} | "
+                         f"{fmt_metric(r['loss']['last_train_loss'])} | "
+                         + " | ".join(fmt_metric(r["scores"][k]) for k in cols) + " |")
+    lines.append("| classic baseline | - | - | - | " + " | ".join(fmt_metric(m["baseline"][k]) for k in cols) + " |")
+    lines += ["", "Targets:"]
+    for k, (op, t) in LEARN_TARGETS.items():
+        v = m["learn"]["scores"][k]
+        lines.append(f"- learn {k} {op} {t}: {fmt_metric(v)} ({'met' if _meets(v, op, t) else 'NOT met'})")
+    if "ablation" in m:
+        k, op, t = ABLATION_TARGET
+        v = m["ablation"]["scores"][k]
+        lines.append(f"- ablation (test image replaced by its reference) {k} {op} {t}: {fmt_metric(v)} "
+                     f"({'met' if _meets(v, op, t) else 'NOT met'}): the model uses the test image")
+    lines += ["", "Answer distribution (predicted position: count), so a collapsed model cannot hide behind its loss:", ""]
+    for name in ("learn", "ablation"):
+        if name in m:
+            lines.append(f"- {name}: {json.dumps(m[name]['answer_distribution'])}")
+    return "\n".join(lines) + "\n"
 
 
 def comparison_table(run) -> str:

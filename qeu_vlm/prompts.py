@@ -1,5 +1,5 @@
 """Instruction texts. ``original``: the experiments' own words; ``default``: the same task with the
-address scheme stated plainly, as the authors said it should have been."""
+address scheme stated plainly, as the authors said it should have been; ``short``: for tiny models on CPU."""
 from __future__ import annotations
 
 _DST_HINT = " You should understand that if you find a solid white circle, it is likely to be a defect."
@@ -25,6 +25,9 @@ _FORMAT = (
     " Answer in exactly five lines: image type, quantity of pins, your judgement (passed or defective), "
     "defect mode (X-plus, X-minus, Y-plus, Y-minus or passed) and defect position (an address, or passed).")
 
+_SHORT = ("Image2 shows a passed product, image3 the product to inspect. Compare their pins. Answer in five lines: "
+          "image type, quantity of pins, judgement, defect mode, defect position (X:column 1-9, Y:row U, C or D).")
+
 PROMPT_SETS = {
     "original": {
         "CYLN_DST": _ORIGINAL_INSPECT + _DST_HINT,
@@ -35,6 +38,12 @@ PROMPT_SETS = {
         "CYLN_DST": _ORIGINAL_INSPECT + _ADDRESSING + _DST_HINT + _FORMAT,
         "CYLN_RAW": _ORIGINAL_INSPECT + _ADDRESSING + _FORMAT,
         "STAR": _ORIGINAL_STAR + _ADDRESSING,
+    },
+    # For small models trained from scratch on CPU (the learn profile): the same task in a fifth of the tokens.
+    "short": {
+        "CYLN_DST": _SHORT,
+        "CYLN_RAW": _SHORT,
+        "STAR": "Image1 has a red star on one pin. Give the image type, quantity of pins and the star's position.",
     },
 }
 

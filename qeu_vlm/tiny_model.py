@@ -120,14 +120,20 @@ def tiny_config(tokenizer, text_hidden: int = 64, text_layers: int = 2, vision_h
     )
 
 
-def build_tiny_vlm(out: str | Path, seed: int = 0, max_pixels: int = 224 * 160, **sizes) -> Path:
+SIZES = {
+    "smoke": dict(text_hidden=64, text_layers=2, vision_hidden=32, vision_depth=2),     # ~205K params: runs, learns little
+    "learn": dict(text_hidden=256, text_layers=4, vision_hidden=128, vision_depth=4),   # ~4M params: learns on CPU
+}
+
+
+def build_tiny_vlm(out: str | Path, seed: int = 0, max_pixels: int = 224 * 160, size: str = "smoke") -> Path:
     """Build, randomly initialise and save the tiny model and its processor into ``out``."""
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     torch.manual_seed(seed)
     processor = build_processor(max_pixels)
-    model = Qwen2_5_VLForConditionalGeneration(tiny_config(processor.tokenizer, **sizes))
+    model = Qwen2_5_VLForConditionalGeneration(tiny_config(processor.tokenizer, **SIZES[size]))
     model.generation_config.eos_token_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     out = Path(out)

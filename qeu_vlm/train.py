@@ -104,7 +104,7 @@ def _model_path(cfg: Config, run: Path) -> str:
 
         path = run / "tiny_model"
         if not (path / "config.json").exists():
-            build_tiny_vlm(path, seed=cfg.seed, max_pixels=cfg.max_pixels or 224 * 160)
+            build_tiny_vlm(path, seed=cfg.seed, max_pixels=cfg.max_pixels or 224 * 160, size=cfg.tiny_size)
         return str(path)
     if cfg.model in PRESETS:
         return get_preset(cfg.model).hub_id
@@ -193,6 +193,23 @@ def backend_form(convs: list[dict], backend: str) -> list[dict]:
     return [for_trl(c) for c in convs]
 
 
+def time_budget(seconds: float):
+    """A callback that ends training once ``seconds`` of training have passed (checked after each step)."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            if time.perf_counter() - self.start > seconds:
+                control.should_training_stop = True
+
+    return TimeBudget()
+
+
 def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: bool = True, callbacks=None):
     """Fine-tune on conversations (inline images, as ``to_conversation`` makes them) and save ``adapter/``
     (safetensors), ``log_history.json`` and checkpoints under ``run``."""
@@ -216,7 +233,7 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
         per_device_train_batch_size=cfg.batch_size or (preset.batch_size if preset else 2),
         per_device_eval_batch_size=cfg.batch_size or (preset.batch_size if preset else 2),
         gradient_accumulation_steps=cfg.grad_accum or (preset.grad_accum if preset else 1),
-        learning_rate=cfg.learning_rate, lr_scheduler_type="linear", warmup_steps=0,
+        learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_schedule, warmup_steps=cfg.warmup_steps,
         optim="adamw_8bit" if backend == "unsloth" else "adamw_torch",
         logging_steps=cfg.logging_steps, eval_strategy="steps" if cfg.eval_steps else "no",
         eval_steps=cfg.eval_steps or None, save_strategy="steps", save_steps=cfg.save_steps,
@@ -226,7 +243,7 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     as_ds = lambda xs: (xs if backend == "unsloth" else datasets.Dataset.from_list(xs)) if xs else None  # noqa: E731
     trainer = SFTTrainer(model=model, args=args, train_dataset=as_ds(train_samples),
                          eval_dataset=as_ds(eval_samples), data_collator=collator, processing_class=processor,
-                         callbacks=callbacks)
+                         callbacks=(callbacks or []) + ([time_budget(cfg.time_budget_s)] if cfg.time_budget_s else []))
     last = get_last_checkpoint(args.output_dir) if resume and Path(args.output_dir).exists() else None
     if last and cfg.full_finetune and backend == "hf":
         # transformers 5.x Trainer reloads full weights with load_state_dict(strict=False) under the
