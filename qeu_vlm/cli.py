@@ -107,6 +107,16 @@ def cmd_learn(a):
     print(open(f"{a.out}/learn_report.md").read())
 
 
+def cmd_plan(a):
+    """Image tokens, sequence length, estimated peak VRAM and a T4/L4/A100 verdict, before anything runs."""
+    from .planner import plan
+    from .presets import PRESETS
+
+    for name in (PRESETS if a.preset == "all" else [a.preset]):
+        print(plan(name, shot=a.shot, max_pixels=a.max_pixels, batch=a.batch, lora_r=a.lora_r,
+                   finetune_vision=not a.no_vision, load_in_4bit=not a.bf16))
+
+
 def cmd_notebooks(a):
     from .suite import run_notebooks
 
@@ -156,13 +166,21 @@ def main(argv=None):
     le.add_argument("--n-train", type=int, help="smaller twin for a quick check (default: the profile's 5,000)")
     le.add_argument("--n-test", type=int, default=32)
     le.add_argument("--steps", type=int)
+    pl = sub.add_parser("plan", help="estimate tokens and peak VRAM of a preset; T4/L4/A100 verdicts and fixes")
+    pl.add_argument("--preset", default="all", help="a preset name, or all")
+    pl.add_argument("--shot", choices=("zero", "one", "composite"), default="one")
+    pl.add_argument("--max-pixels", type=int)
+    pl.add_argument("--batch", type=int)
+    pl.add_argument("--lora-r", type=int, default=16)
+    pl.add_argument("--no-vision", action="store_true", help="LoRA on the language layers only")
+    pl.add_argument("--bf16", action="store_true", help="16-bit weights instead of 4-bit")
     nb = sub.add_parser("notebooks", help="execute the numbered notebooks in order, each in a fresh kernel")
     nb.add_argument("--run", required=True, help="run folder the notebooks share (executed copies go to RUN/executed)")
     nb.add_argument("--full", dest="smoke", action="store_false", help="not smoke mode: the preset's real recipe")
     nb.add_argument("--only", nargs="*", help="notebook names to run, e.g. 01_load_data")
     a = p.parse_args(argv)
     rc = {"synth": cmd_synth, "validate": cmd_validate, "score": cmd_score, "replay": cmd_replay, "train": cmd_train,
-          "plot": cmd_plot, "inspect": cmd_inspect, "notebooks": cmd_notebooks, "learn": cmd_learn}[a.cmd](a)
+          "plot": cmd_plot, "inspect": cmd_inspect, "notebooks": cmd_notebooks, "learn": cmd_learn, "plan": cmd_plan}[a.cmd](a)
     return rc if isinstance(rc, int) else 0
 
 

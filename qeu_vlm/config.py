@@ -32,10 +32,12 @@ class Config:
     # model
     model: str = "qwen2.5-vl-3b"       # a preset name, or a local model folder ("tiny" builds the offline one)
     tiny_size: str = "smoke"           # "tiny" model dimensions: "smoke" (205K params) or "learn" (~4M)
+    tiny_overrides: dict | None = None # experiments on the tiny model's architecture, e.g. {"rope_theta": 100.0}
     backend: str = "auto"              # "auto", "unsloth", "hf"
     max_pixels: int | None = None      # None: the preset's cap
     max_length: int | None = None
     full_finetune: bool = False        # train all weights (the tiny model) instead of LoRA
+    load_in_4bit: bool | None = None   # None: the preset's choice (4-bit for every preset); on a CUDA GPU only
     lora_r: int = 16
     lora_alpha: int = 16
     finetune_vision: bool = True
@@ -87,12 +89,14 @@ class Config:
     def learn(self) -> "Config":
         """The CPU learning profile: a ~4M-parameter Qwen2.5-VL trained from scratch, all weights, on DST records
         at 224x154 (48 image tokens each), zero-shot, for 10 CPU-minutes; then 240 held-out records inspected."""
-        return replace(self, model="tiny", tiny_size="learn", backend="hf", full_finetune=True, dst_fraction=1.0,
+        # DST images are dark: normalise with their own statistics, so the blob is not drowned by the background
+        dst_stats = {"image_mean": [0.10, 0.12, 0.12], "image_std": [0.17, 0.19, 0.19]}
+        return replace(self, model="tiny", tiny_size="learn", tiny_overrides=dst_stats, backend="hf", full_finetune=True, dst_fraction=1.0,
                        n_train=5000, n_test=240, n_inspect=240, n_eval=64, one_shot_first=0,
                        inspect_shots=("zero",), image_size=(224, 154), max_pixels=224 * 168, max_length=512,
                        prompt_set="short", batch_size=8, grad_accum=1, learning_rate=1e-3, lr_schedule="cosine",
                        warmup_steps=50, max_steps=800, time_budget_s=600, eval_steps=200, save_steps=400, logging_steps=20,
-                       max_new_tokens=40, inspect_batch_size=16)
+                       max_new_tokens=64, inspect_batch_size=16)
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2))

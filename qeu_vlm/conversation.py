@@ -34,7 +34,7 @@ def _assistant(text):
     return {"role": "assistant", "content": [{"type": "text", "text": text}]}
 
 
-ABLATIONS = ("reference-as-test",)
+ABLATIONS = ("reference-as-test", "no-reference")
 
 
 def to_conversation(record: dict, pools: Pools, shot: str, rng: np.random.Generator,
@@ -43,7 +43,8 @@ def to_conversation(record: dict, pools: Pools, shot: str, rng: np.random.Genera
     """One record as ``{"messages": [...], "shot": shot}``; without the final answer for inference.
 
     ``size``: resize every image to (width, height). ``ablation="reference-as-test"``: the test image is replaced
-    by its reference, so the conversation carries no defect information (the answer stays the record's).
+    by its reference, so the conversation carries no defect information (the answer stays the record's);
+    ``"no-reference"``: the test image alone (a diagnostic of how much the reference costs a small model).
     """
     if shot not in SHOTS:
         raise ValueError(f"unknown shot mode {shot!r} (known: {', '.join(SHOTS)})")
@@ -53,7 +54,7 @@ def to_conversation(record: dict, pools: Pools, shot: str, rng: np.random.Genera
     p = prompts(prompt_set)
     fit = (lambda im: im.resize(tuple(size), Image.BILINEAR)) if size else (lambda im: im)  # noqa: E731
     ref = fit(pools.passed[typ][rng.integers(len(pools.passed[typ]))])
-    test = ref.copy() if ablation else fit(decode(record["image"]))
+    test = ref.copy() if ablation == "reference-as-test" else fit(decode(record["image"]))
     msgs = []
     if shot == "one":
         star, addr = pools.stars[typ][rng.integers(len(pools.stars[typ]))]
@@ -61,6 +62,8 @@ def to_conversation(record: dict, pools: Pools, shot: str, rng: np.random.Genera
     if shot == "composite":
         msgs.append(_user(p[typ].replace("image2 and image3", "the upper and lower halves of the image")
                           .replace("Image2", "The upper half"), composite(ref, test)))
+    elif ablation == "no-reference":
+        msgs.append(_user(p[typ], test))
     else:
         msgs.append(_user(p[typ], ref, test))
     if with_answer:

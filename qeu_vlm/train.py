@@ -98,13 +98,21 @@ def gpu_memory() -> dict:
             "peak_reserved_gb": round(torch.cuda.max_memory_reserved() / 2**30, 3)}
 
 
+def _four_bit(cfg: Config) -> bool:
+    if cfg.load_in_4bit is not None:
+        return cfg.load_in_4bit
+    preset = PRESETS.get(cfg.model)
+    return bool(preset and preset.load_in_4bit)
+
+
 def _model_path(cfg: Config, run: Path) -> str:
     if cfg.model == "tiny":
         from .tiny_model import build_tiny_vlm
 
         path = run / "tiny_model"
         if not (path / "config.json").exists():
-            build_tiny_vlm(path, seed=cfg.seed, max_pixels=cfg.max_pixels or 224 * 160, size=cfg.tiny_size)
+            build_tiny_vlm(path, seed=cfg.seed, max_pixels=cfg.max_pixels or 224 * 160, size=cfg.tiny_size,
+                           **(cfg.tiny_overrides or {}))
         return str(path)
     if cfg.model in PRESETS:
         return get_preset(cfg.model).hub_id
@@ -119,9 +127,8 @@ def load_model(cfg: Config, run: Path, backend: str, adapter: str | None = None)
     if backend == "unsloth":
         from unsloth import FastVisionModel
 
-        preset = PRESETS.get(cfg.model)
         model, processor = FastVisionModel.from_pretrained(
-            adapter or path, load_in_4bit=preset.load_in_4bit if preset else False,
+            adapter or path, load_in_4bit=_four_bit(cfg),
             use_gradient_checkpointing="unsloth")
         if adapter is None and not cfg.full_finetune:
             model = FastVisionModel.get_peft_model(
@@ -136,10 +143,26 @@ def load_model(cfg: Config, run: Path, backend: str, adapter: str | None = None)
         model, processor = load_tiny_vlm(adapter if adapter and cfg.full_finetune else path)
         adapter = None if cfg.full_finetune else adapter
     else:
+        import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype="auto")
-        processor = AutoProcessor.from_pretrained(path)
+        quant = None
+        if _four_bit(cfg) and torch.cuda.is_available():     # equal settings to Unsloth's 4-bit loading
+            from transformers import BitsAndBytesConfig
+
+            quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                       bnb_4bit_compute_dtype=torch.bfloat16 if precision()["bf16"] else torch.float16)
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype="auto", quantization_config=quant)
+        if quant is not None:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+        try:
+            processor = AutoProcessor.from_pretrained(path)
+        except (ImportError, ValueError, OSError):          # a folder saved with the offline image-only processor
+            from .tiny_model import load_processor
+
+            processor = load_processor(path)
     if adapter:
         from peft import PeftModel
 
@@ -225,8 +248,11 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     model, processor = load_model(cfg, run, backend)
     collator = make_collator(cfg, model, processor, backend)
     train_samples, eval_samples = backend_form(train_convs, backend), backend_form(eval_convs, backend)
-    preflight(collator, train_samples, list(range(len(train_samples))), cfg.max_length)
+    lengths = preflight(collator, train_samples, list(range(len(train_samples))), cfg.max_length)
     preflight(collator, eval_samples, list(range(len(eval_samples))), cfg.max_length, "eval")
+    from .planner import preflight as memory_preflight
+
+    (run / "plan.txt").write_text(memory_preflight(cfg, lengths))
     preset = PRESETS.get(cfg.model)
     args = SFTConfig(
         output_dir=str(run / "checkpoints"), max_steps=cfg.max_steps, seed=cfg.seed, data_seed=cfg.seed,
@@ -255,6 +281,7 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     out = trainer.train(resume_from_checkpoint=last)
     after = gpu_memory()
     stats = {"backend": backend, "steps": trainer.state.global_step, "runtime_s": round(out.metrics["train_runtime"], 1),
+             "tokens_per_sample": round(sum(lengths) / max(1, len(lengths)), 1),
              "samples_per_s": round(out.metrics["train_samples_per_second"], 3), "device": after.get("gpu", "cpu")}
     if after:
         stats |= {"gpu_total_gb": after["total_gb"], "peak_reserved_gb": after["peak_reserved_gb"],

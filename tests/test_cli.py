@@ -51,3 +51,16 @@ def test_step_commands_share_the_run_folder(tmp_path):
     assert again["by_shot"] == json.loads((out / "metrics.json").read_text())["finetuned"]["by_shot"]
     r = subprocess.run(py + ["score", str(out / "predictions_finetuned_one.jsonl")], capture_output=True, text=True)
     assert r.returncode == 0 and json.loads(r.stdout)["all"]["n"] == 2
+
+
+def test_learn_command_writes_the_side_by_side_report(tmp_path):
+    from qeu_vlm.cli import main
+
+    out = tmp_path / "learn"
+    assert main(["learn", "--out", str(out), "--minutes", "0.2", "--n-train", "80", "--n-test", "12", "--steps", "4"]) == 0
+    text = (out / "learn_report.md").read_text()
+    for row in ("| learn |", "| ablation |", "| classic baseline |", "Answer distribution", "judgement_balanced_accuracy <= 0.6"):
+        assert row in text
+    stats = json.loads((out / "train_stats.json").read_text())
+    assert stats["steps"] <= 4 and (out / "ablation" / "predictions_finetuned_zero.jsonl").exists()
+    assert json.loads((out / "config.json").read_text())["dst_fraction"] == 1.0

@@ -52,3 +52,21 @@ def test_prompt_sets(twin, pools):
     d = to_conversation(rec, pools, "zero", np.random.default_rng(0))["messages"][0]["content"][0]["text"]
     o = to_conversation(rec, pools, "zero", np.random.default_rng(0), prompt_set="original")["messages"][0]["content"][0]["text"]
     assert "digits 1 to 9 across the top give the X address" in d and "X address" not in o
+
+
+def test_ablations_remove_or_replace_the_test_image(twin_dir):
+    import numpy as np
+
+    from qeu_vlm.conversation import images_of, to_conversation
+    from qeu_vlm.data import load_pools, load_records
+
+    ds, _ = load_records(str(twin_dir / "dataset"), split="CYLNimages_train_1015")
+    pools = load_pools(twin_dir / "drive")
+    rec = next(r for r in ds if r["dir"] != "OK")
+    swapped = images_of(to_conversation(rec, pools, "zero", np.random.default_rng(0), ablation="reference-as-test",
+                                        size=(224, 154)))
+    assert len(swapped) == 2 and swapped[0].size == (224, 154)
+    assert np.array_equal(np.asarray(swapped[0]), np.asarray(swapped[1]))      # no defect information left
+    assert len(images_of(to_conversation(rec, pools, "zero", np.random.default_rng(0), ablation="no-reference"))) == 1
+    with pytest.raises(ValueError, match="unknown ablation 'blank'"):
+        to_conversation(rec, pools, "zero", np.random.default_rng(0), ablation="blank")

@@ -24,7 +24,7 @@ def test_conventions(path):
     assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name)
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.startswith("# ")
-    assert f"colab.research.google.com/github/" in first.source and f"notebooks/{path.name})" in first.source
+    assert "colab.research.google.com/github/" in first.source and f"notebooks/{path.name})" in first.source
     code = _code(nb)
     assert "COLAB_" in code[0].source and "pip install" in code[0].source, "first code cell: the Colab-only install"
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]

@@ -111,3 +111,29 @@ def test_train_eval_checkpoint_and_resume_equals_uninterrupted(setup, tmp_path):
     a, b = _weights(full), _weights(cut)
     assert a.keys() == b.keys()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_time_budget_stops_training_and_stats_are_written(setup, tmp_path):
+    from dataclasses import replace
+
+    cfg, _, _, _, convs = setup
+    cfg = replace(cfg, max_steps=50, time_budget_s=0.01, eval_steps=0, save_steps=1000, loss_on="final")
+    train(cfg, convs[:8], [], tmp_path)
+    stats = json.loads((tmp_path / "train_stats.json").read_text())
+    assert stats["steps"] < 50 and stats["device"] == "cpu" and stats["tokens_per_sample"] > 100
+    assert (tmp_path / "plan.txt").read_text().startswith("token budget: 8 samples")
+
+
+def test_learn_model_has_balanced_modalities(tmp_path):
+    from qeu_vlm.tiny_model import build_tiny_vlm, load_tiny_vlm
+    from PIL import Image
+
+    build_tiny_vlm(tmp_path, size="learn", max_pixels=224 * 168)
+    model, proc = load_tiny_vlm(tmp_path)
+    assert 3.5e6 < sum(p.numel() for p in model.parameters()) < 4.5e6          # the issue's ~4M
+    x = proc.image_processor(images=[Image.new("RGB", (224, 154), (200, 30, 30))], return_tensors="pt")
+    with torch.no_grad():
+        feats = model.model.get_image_features(x["pixel_values"], x["image_grid_thw"])
+    feats = torch.cat(list(getattr(feats, "pooler_output", feats)))
+    text = model.model.get_input_embeddings().weight.norm(dim=-1).mean()
+    assert 0.3 < (feats.norm(dim=-1).mean() / text).item() < 3.0

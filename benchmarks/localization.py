@@ -1,0 +1,67 @@
+"""Localisation attempts on CPU: ``python -m benchmarks.localization ATTEMPT [ATTEMPT ...] [--minutes M]``.
+
+Each attempt is the learn profile (``Config().learn()``) with one change, trained on the same twin for the same
+CPU budget and scored on the same held-out DST records. Results accumulate in
+``runs/localization/results.json``, and the table is printed for ``benchmarks/RESULTS.md``, failures included.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+# name -> (what changes, Config fields)
+ATTEMPTS = {
+    "default": ("the learn profile as it is (RoPE theta 1e4, mRoPE sections t4/h6/w6)", {}),
+    "rope-theta-10": ("RoPE theta 10: every rotary frequency faster, so neighbouring image columns differ",
+                      {"tiny_overrides": {"rope_theta": 10.0}}),
+    "mrope-width": ("mRoPE sections t2/h4/w10 with theta 100: more and faster frequencies for the width axis",
+                    {"tiny_overrides": {"rope_theta": 100.0, "mrope_section": [2, 4, 10]}}),
+    "pin-per-token": ("images at 308x210, so one merged 28-px token spans about one pin pitch (88 tokens/image)",
+                      {"image_size": (308, 210), "max_pixels": 308 * 224}),
+    "constant-lr": ("constant learning rate after warm-up instead of cosine decay",
+                    {"lr_schedule": "constant_with_warmup"}),
+    "long-30": ("the default, trained 30 CPU-minutes", {"time_budget_s": 1800, "max_steps": 2400}),
+    "long-60": ("the default, trained 60 CPU-minutes", {"time_budget_s": 3600, "max_steps": 4800}),
+}
+
+
+def main(argv=None):
+    from qeu_vlm.config import Config
+    from qeu_vlm.pipeline import run_learn
+
+    a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    a.add_argument("attempts", nargs="+", choices=list(ATTEMPTS) + ["table"])
+    a.add_argument("--root", default="runs/localization")
+    a.add_argument("--twin", default="runs/learn/twin", help="the learn profile's twin, shared by every attempt")
+    args = a.parse_args(argv)
+    root = Path(args.root)
+    root.mkdir(parents=True, exist_ok=True)
+    results_path = root / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    for name in args.attempts:
+        if name == "table":
+            continue
+        what, changes = ATTEMPTS[name]
+        cfg = replace(Config(run_dir=str(root / name)).learn(), data=f"{args.twin}/dataset", pools=f"{args.twin}/drive",
+                      **changes)
+        m = run_learn(cfg, ablation=False, baseline=False)["learn"]
+        results[name] = {"what": what, "date": str(date.today()), "train_s": m["train"]["runtime_s"],
+                         "steps": m["train"]["steps"], "scores": {k: m["scores"][k] for k in (
+                             "format_valid", "judgement_balanced_accuracy", "mode_accuracy", "position_exact",
+                             "within_one_pin", "distinct_positions")}}
+        results_path.write_text(json.dumps(results, indent=1))
+    cols = ("format_valid", "judgement_balanced_accuracy", "mode_accuracy", "position_exact", "within_one_pin",
+            "distinct_positions")
+    print("| attempt | change | steps | train s | " + " | ".join(cols) + " |")
+    print("|---|---|---|---|" + "---|" * len(cols))
+    for name, r in results.items():
+        vals = [r["scores"][k] for k in cols]
+        print(f"| {name} | {r['what']} | {r['steps']} | {r['train_s']} | "
+              + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in vals) + " |")
+
+
+if __name__ == "__main__":
+    main()
