@@ -38,12 +38,16 @@ def generate(model, processor, convs: list[dict], batch_size: int = 8, max_new_t
     return out
 
 
+def prediction_row(text: str, truth, shot: str, image_type: str, seconds: float) -> dict:
+    """One line of a predictions JSONL: the raw text, its parse (never trusted, never raising), the truth."""
+    return {"text": text, "parsed": parse_answer(text).to_dict(), "truth": truth.to_dict(), "shot": shot,
+            "type": image_type, "seconds": round(seconds, 4)}
+
+
 def inspect(model, processor, records, convs: list[dict], truths, path, **kw) -> list[dict]:
     """Generate, parse and save one JSONL row per record: text, parsed, truth, shot, type, seconds."""
-    rows = []
-    for rec, conv, truth, (text, dt) in zip(records, convs, truths, generate(model, processor, convs, **kw)):
-        rows.append({"text": text, "parsed": parse_answer(text).to_dict(), "truth": truth.to_dict(),
-                     "shot": conv["shot"], "type": rec["type"], "seconds": round(dt, 4)})
+    rows = [prediction_row(text, truth, conv["shot"], rec["type"], dt)
+            for rec, conv, truth, (text, dt) in zip(records, convs, truths, generate(model, processor, convs, **kw))]
     return write_jsonl(rows, path)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .answer import answer_for, format_answer, parse_answer
+from .answer import answer_for, format_answer
 from .config import Config
 from .conversation import convert, shot_plan
 from .data import DataError, load_pools, load_records
@@ -162,7 +162,7 @@ def baseline_step(cfg: Config, prepared=None) -> dict:
     import numpy as np
 
     from .baseline import Baseline
-    from .inspection import write_jsonl
+    from .inspection import prediction_row, write_jsonl
 
     p = prepared or prepare(cfg)
     run, pools = p.run, p.pools
@@ -173,8 +173,7 @@ def baseline_step(cfg: Config, prepared=None) -> dict:
     for r in tqdm(p.test, desc="baseline"):
         t = time.perf_counter()
         text = bl.answer(r, pools.passed[r["type"]][rng.integers(len(pools.passed[r["type"]]))])
-        rows.append({"text": text, "parsed": parse_answer(text).to_dict(), "truth": answer_for(r).to_dict(),
-                     "shot": "zero", "type": r["type"], "seconds": round(time.perf_counter() - t, 4)})
+        rows.append(prediction_row(text, answer_for(r), "zero", r["type"], time.perf_counter() - t))
     write_jsonl(rows, run / "predictions_baseline.jsonl")
     scores = score_rows(rows)
     (run / "metrics_baseline.json").write_text(json.dumps(scores, indent=1, default=str))
