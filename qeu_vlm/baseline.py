@@ -80,7 +80,10 @@ class Baseline:
     # -- evidence -> answer
     def evidence(self, test, typ: str, reference=None):
         stand_out, where = self.pin_evidence(self.defect_map(test, reference, typ))
-        return (stand_out - np.asarray(self.pin_mean[typ])) / np.asarray(self.pin_std[typ]), where
+        return self._calibrated(stand_out, typ), where
+
+    def _calibrated(self, stand_out: np.ndarray, typ: str) -> np.ndarray:
+        return (stand_out - np.asarray(self.pin_mean[typ])) / np.asarray(self.pin_std[typ])
 
     def inspect(self, test, typ: str, reference=None) -> Answer:
         stand_out, where = self.evidence(test, typ, reference)
@@ -123,7 +126,7 @@ class Baseline:
                 continue
             passed = np.array([s for (_, s, _), d in zip(rows, defective) if not d])
             self.pin_mean[typ], self.pin_std[typ] = passed.mean(0).tolist(), (passed.std(0) + 1.0).tolist()
-            score = np.array([((s - passed.mean(0)) / (passed.std(0) + 1.0)).max() for _, s, _ in rows])
+            score = np.array([self._calibrated(s, typ).max() for _, s, _ in rows])
             cuts = np.unique(score)
             bal = [((score[defective] > c).mean() + (score[~defective] <= c).mean()) / 2 for c in cuts]
             best = cuts[int(np.argmax(bal))]

@@ -11,10 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from .presets import PRESETS
+
 GIB = 2**30
 GPUS = {"T4": 15.0, "L4": 22.0, "A100": 40.0}     # GiB usable (the cards' 16/24/40 GB less the CUDA context)
 IMAGE = (410, 280)                                 # the datasets' image size (width, height)
 IMAGES = {"zero": 2, "one": 3, "composite": 1}
+QWEN_MAX_PIXELS = 28 * 28 * 1280   # Qwen-VL processors' default cap
 CHARS_PER_TOKEN = 4.0            # English prose in the real BPE vocabularies (no real tokenizer offline to count)
 
 
@@ -95,7 +98,7 @@ def image_cost(family: str, width: int = IMAGE[0], height: int = IMAGE[1], max_p
                min_pixels: int = 56 * 56) -> ImageCost:
     if family in ("qwen2.5-vl", "qwen3-vl"):
         patch = 14 if family == "qwen2.5-vl" else 16
-        h, w = smart_resize(height, width, patch * 2, min_pixels, max_pixels or 28 * 28 * 1280)
+        h, w = smart_resize(height, width, patch * 2, min_pixels, max_pixels or QWEN_MAX_PIXELS)
         merged = (h // (patch * 2)) * (w // (patch * 2))
         return ImageCost(merged + 2, merged * 4, (w, h))           # + vision start/end; 2x2 patches merge to one
     if family == "mllama":
@@ -163,10 +166,8 @@ def _lora_params(a: Arch, s: Setting) -> int:
 
 
 def estimate(s: Setting) -> Plan:
-    from .presets import get_preset
-
     a = ARCHS[s.preset]
-    p = get_preset(s.preset) if s.preset in _preset_names() else None
+    p = PRESETS.get(s.preset)                     # None for calibration-only architectures
     s = replace(s, batch=s.batch or (p.batch_size if p else 1), grad_accum=s.grad_accum or (p.grad_accum if p else 1),
                 max_pixels=s.max_pixels or (p.max_pixels if p else None))
     img = image_cost(a.family, max_pixels=s.max_pixels)
@@ -194,12 +195,6 @@ def estimate(s: Setting) -> Plan:
     return plan
 
 
-def _preset_names():
-    from .presets import PRESETS
-
-    return PRESETS
-
-
 def cheapest_fix(s: Setting, gpu: str) -> str | None:
     """The first single change, cheapest first, that brings the estimate under the GPU's memory."""
     cap = GPUS[gpu]
@@ -209,8 +204,9 @@ def cheapest_fix(s: Setting, gpu: str) -> str | None:
     if b > 1:
         tries.append((f"batch 1 with accumulation x{b} (same effective batch, slower)",
                       replace(p.setting, batch=1, grad_accum=p.setting.grad_accum * b)))
+    pixels = p.setting.max_pixels or QWEN_MAX_PIXELS
     for frac in (0.5, 0.25):
-        mp = int((p.setting.max_pixels or 1003520) * frac)
+        mp = int(pixels * frac)
         if ARCHS[s.preset].family != "mllama":
             tries.append((f"image cap max_pixels={mp}", replace(p.setting, max_pixels=mp)))
     if p.setting.finetune_vision:
@@ -220,7 +216,7 @@ def cheapest_fix(s: Setting, gpu: str) -> str | None:
     if b > 1:
         tries.append(("batch 1 + image cap halved",
                       replace(p.setting, batch=1, grad_accum=p.setting.grad_accum * b,
-                              max_pixels=int((p.setting.max_pixels or 1003520) * 0.5))))
+                              max_pixels=int(pixels * 0.5))))
     for what, t in tries:
         if estimate(t).peak_gib <= cap:
             return what
