@@ -23,8 +23,8 @@ ATTEMPTS = {
                       {"image_size": (308, 210), "max_pixels": 308 * 224}),
     "constant-lr": ("constant learning rate after warm-up instead of cosine decay",
                     {"lr_schedule": "constant_with_warmup"}),
-    "long-30": ("the default, trained 30 CPU-minutes", {"time_budget_s": 1800, "max_steps": 2400}),
-    "long-60": ("the default, trained 60 CPU-minutes", {"time_budget_s": 3600, "max_steps": 4800}),
+    "long-30": ("the default, trained 30 CPU-minutes", {"time_budget_s": 1800, "max_steps": 3600}),
+    "long-60": ("the default, trained 60 CPU-minutes", {"time_budget_s": 3600, "max_steps": 7200}),
 }
 
 

@@ -100,9 +100,11 @@ def cmd_learn(a):
     from .config import Config
     from .pipeline import run_learn
 
-    cfg = replace(Config(run_dir=a.out, seed=a.seed).learn(), time_budget_s=a.minutes * 60)
+    cfg = Config(run_dir=a.out, seed=a.seed).learn()
+    # the step cap (and with it the cosine schedule) scales with the budget, so a longer run is not cut at 10 min's
+    cfg = replace(cfg, time_budget_s=a.minutes * 60, max_steps=a.steps or round(cfg.max_steps * a.minutes / 10))
     if a.n_train:
-        cfg = replace(cfg, n_train=a.n_train, n_test=a.n_test, n_inspect=a.n_test, max_steps=a.steps or cfg.max_steps)
+        cfg = replace(cfg, n_train=a.n_train, n_test=a.n_test, n_inspect=a.n_test)
     run_learn(cfg, ablation=not a.no_ablation)
     print(open(f"{a.out}/learn_report.md").read())
 

@@ -51,8 +51,11 @@ class Config:
     grad_accum: int | None = None
     learning_rate: float = 1.5e-4
     lr_schedule: str = "linear"
+    balance_judgement: bool = False   # repeat the rarer judgement's training conversations until both are equal
+    judgement_first_steps: int = 0    # curriculum: the first N steps learn the answer only up to its judgement line
     warmup_steps: int = 0
     time_budget_s: float | None = None # stop training after this many seconds (the learn profile's CPU budget)
+    gradient_checkpointing: bool = True  # saves GPU memory; on CPU with a tiny model it only recomputes the forward
     eval_steps: int = 5
     save_steps: int = 5
     logging_steps: int = 1
@@ -65,7 +68,7 @@ class Config:
         return replace(self, smoke_mode=True, model="tiny", backend="hf", n_train=48, n_test=16, one_shot_first=12, n_eval=8,
                        n_inspect=8, max_steps=4, eval_steps=2, save_steps=2, batch_size=2, grad_accum=1,
                        max_pixels=224 * 160, max_length=1024, full_finetune=True, learning_rate=1e-3,
-                       max_new_tokens=48)
+                       max_new_tokens=48, gradient_checkpointing=False)
 
     @classmethod
     def open(cls, run_dir, smoke: bool = False, **overrides) -> "Config":
@@ -91,11 +94,12 @@ class Config:
         at 224x154 (48 image tokens each), zero-shot, for 10 CPU-minutes; then 240 held-out records inspected."""
         # DST images are dark: normalise with their own statistics, so the blob is not drowned by the background
         dst_stats = {"image_mean": [0.10, 0.12, 0.12], "image_std": [0.17, 0.19, 0.19]}
-        return replace(self, model="tiny", tiny_size="learn", tiny_overrides=dst_stats, backend="hf", full_finetune=True, dst_fraction=1.0,
-                       n_train=5000, n_test=240, n_inspect=240, n_eval=64, one_shot_first=0,
-                       inspect_shots=("zero",), image_size=(224, 154), max_pixels=224 * 168, max_length=512,
-                       prompt_set="short", batch_size=8, grad_accum=1, learning_rate=1e-3, lr_schedule="cosine",
-                       warmup_steps=50, max_steps=800, time_budget_s=600, eval_steps=200, save_steps=400, logging_steps=20,
+        return replace(self, model="tiny", tiny_size="learn", tiny_overrides=dst_stats, backend="hf",
+                       full_finetune=True, dst_fraction=1.0, n_train=5000, n_test=240, n_inspect=240, n_eval=64,
+                       one_shot_first=0, inspect_shots=("zero",), image_size=(224, 154), max_pixels=224 * 168,
+                       max_length=512, prompt_set="short", batch_size=8, grad_accum=1, learning_rate=1e-3,
+                       lr_schedule="cosine", warmup_steps=50, max_steps=1200, time_budget_s=600,
+                       gradient_checkpointing=False, eval_steps=200, save_steps=400, logging_steps=20,
                        max_new_tokens=64, inspect_batch_size=16)
 
     def save(self, path) -> None:

@@ -93,6 +93,26 @@ def convert(records, pools: Pools, shots: list[str], seed: int = 0, prompt_set: 
             for r, s in tqdm(zip(records, shots), total=len(shots), desc="converting", disable=not progress)]
 
 
+def balance_judgements(convs: list[dict], passed: list[bool], seed: int = 0) -> list[dict]:
+    """Repeat the rarer judgement's conversations until passed and defective are equally common, shuffled.
+
+    A model trained on the twin's 1:3 passed:defective mix learns to answer "defective" long before it reads the
+    image, and balanced accuracy scores that as chance; equal classes make every step's judgement gradient count.
+
+    >>> sorted(c["i"] for c in balance_judgements([{"i": 0}, {"i": 1}, {"i": 2}], [True, False, False]))
+    [0, 0, 1, 2]
+    """
+    if len(passed) != len(convs):
+        raise ValueError(f"{len(passed)} judgements for {len(convs)} conversations")
+    rare = [c for c, p in zip(convs, passed) if p] if 2 * sum(passed) < len(passed) else \
+        [c for c, p in zip(convs, passed) if not p]
+    if not rare:
+        return list(convs)
+    out = list(convs) + [rare[i % len(rare)] for i in range(len(convs) - 2 * len(rare))]
+    order = np.random.default_rng(seed).permutation(len(out))
+    return [out[i] for i in order]
+
+
 def images_of(conv: dict) -> list:
     return [c["image"] for m in conv["messages"] for c in m["content"] if c["type"] == "image"]
 

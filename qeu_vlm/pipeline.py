@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .answer import answer_for, format_answer
 from .config import Config
-from .conversation import convert, shot_plan
+from .conversation import balance_judgements, convert, shot_plan
 from .data import DataError, load_pools, load_records
 from .inspection import inspect
 from .metrics import fmt_metric, score_rows
@@ -97,7 +97,11 @@ def prepare(cfg: Config) -> Prepared:
     test = test_ds.select(range(min(cfg.n_inspect, len(test_ds))))
     infer = {shot: convert(test, pools, [shot] * len(test), seed=cfg.seed + 1, with_answer=False, **how)
              for shot in cfg.inspect_shots}
-    return Prepared(run, convs[:len(convs) - n_eval], convs[len(convs) - n_eval:], test, infer, train_ds, pools)
+    train_convs = convs[:len(convs) - n_eval]
+    if cfg.balance_judgement:
+        passed = [str(b).startswith("passed") for b in train_ds.select(range(len(train_convs)))["bbox_str"]]
+        train_convs = balance_judgements(train_convs, passed, cfg.seed)
+    return Prepared(run, train_convs, convs[len(convs) - n_eval:], test, infer, train_ds, pools)
 
 
 def train_step(cfg: Config, prepared: Prepared | None = None):

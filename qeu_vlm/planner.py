@@ -247,8 +247,12 @@ def preflight(cfg, lengths: list[int]) -> str:
     if torch.cuda.is_available() and cfg.model in ARCHS:
         total = torch.cuda.get_device_properties(0).total_memory / GIB - 1.0
         shot = "one" if cfg.one_shot_first else "zero"
+        from .train import resolve_backend
+
+        mode = ("unsloth" if resolve_backend(cfg) == "unsloth" else "standard") if cfg.gradient_checkpointing else "none"
         p = estimate(Setting(cfg.model, shot, cfg.max_pixels, cfg.batch_size, cfg.grad_accum, lora_r=cfg.lora_r,
-                             finetune_vision=cfg.finetune_vision, finetune_language=cfg.finetune_language))
+                             finetune_vision=cfg.finetune_vision, finetune_language=cfg.finetune_language,
+                             checkpointing=mode))
         if p.peak_gib > total:
             gpu = min(GPUS, key=lambda g: abs(GPUS[g] - total))
             fix = cheapest_fix(p.setting, gpu) or "a larger GPU"

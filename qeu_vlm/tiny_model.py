@@ -71,10 +71,11 @@ def _image_processor_class():
     return IP
 
 
-def _image_processor(max_pixels: int, image_mean=None, image_std=None):
+def _image_processor(max_pixels: int, image_mean=None, image_std=None, patch_size: int = 14):
     # A from-scratch model may normalise with its own data's statistics; the default is CLIP's, as Qwen's.
     stats = {"image_mean": image_mean, "image_std": image_std} if image_mean else {}
-    return _image_processor_class()(min_pixels=28 * 28, max_pixels=max_pixels, **stats)
+    side = 2 * patch_size                          # one merged patch: 28 px (Qwen2.5-VL), 32 px (Qwen3-VL)
+    return _image_processor_class()(min_pixels=side * side, max_pixels=max_pixels, patch_size=patch_size, **stats)
 
 
 def image_only_processor_class():
@@ -92,8 +93,8 @@ def image_only_processor_class():
     return ImageOnlyQwen2_5_VLProcessor
 
 
-def build_processor(max_pixels: int = 224 * 160, image_mean=None, image_std=None):
-    return image_only_processor_class()(image_processor=_image_processor(max_pixels, image_mean, image_std),
+def build_processor(max_pixels: int = 224 * 160, image_mean=None, image_std=None, patch_size: int = 14):
+    return image_only_processor_class()(image_processor=_image_processor(max_pixels, image_mean, image_std, patch_size),
                                         tokenizer=build_tokenizer(),
                                         chat_template=QWEN_VL_CHAT_TEMPLATE)
 
@@ -116,7 +117,7 @@ def tiny_config(tokenizer, text_hidden: int = 64, text_layers: int = 2, vision_h
                          pad_token_id=ids("<|endoftext|>")),
         vision_config=dict(depth=vision_depth, hidden_size=vision_hidden, intermediate_size=2 * vision_hidden,
                            num_heads=2, out_hidden_size=text_hidden, patch_size=14, spatial_merge_size=2,
-                           temporal_patch_size=2, window_size=56, fullatt_block_indexes=[vision_depth - 1]),
+                           temporal_patch_size=2, window_size=112, fullatt_block_indexes=[vision_depth - 1]),
         image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
         vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
         tie_word_embeddings=True,

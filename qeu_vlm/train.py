@@ -40,27 +40,53 @@ def resolve_backend(cfg: Config) -> str:
     return "hf"
 
 
+def answer_markers(tokenizer) -> tuple[list[int], int]:
+    """(the token ids that open an assistant answer, the id that closes it), read off the tokenizer's own chat
+    template, so Qwen (``<|im_start|>assistant``), Llama 3.2 (``<|start_header_id|>assistant...``) and Pixtral
+    (``[/INST]`` ... ``</s>``) are all masked right without a table of formats."""
+    q, a = "QQQQ", "AAAA"
+    text = tokenizer.apply_chat_template([{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+                                         tokenize=False)
+    # Trailing whitespace of the header may merge with the answer's first characters, so it is matched as answer.
+    head = text[text.index(q) + len(q):text.index(a)].rstrip()
+    close = tokenizer.encode(text[text.index(a) + len(a):], add_special_tokens=False)
+    if not head or not close:
+        raise TrainingError(f"cannot find the assistant markers in the chat template's rendering {text!r}")
+    return tokenizer.encode(head, add_special_tokens=False), close[0]
+
+
 class LossMask:
     """Wrap a collator and keep loss only on the final answer, on every assistant turn, or everywhere.
 
-    Assistant spans are found by the chat template's markers (``<|im_start|>assistant\\n`` ... ``<|im_end|>``).
+    Answers are found by the markers of the tokenizer's chat template (``answer_markers``).
     """
 
     def __init__(self, collator, tokenizer, mode: str = "final"):
         if mode not in LOSS_MODES:
             raise TrainingError(f"unknown loss mode {mode!r} (known: {', '.join(LOSS_MODES)})")
         self.collator, self.mode = collator, mode
-        self.start = tokenizer.convert_tokens_to_ids("<|im_start|>")
-        self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-        self.role = tokenizer.encode("assistant\n", add_special_tokens=False)
+        self.head, self.end = answer_markers(tokenizer)
+        self.tokenizer = tokenizer
+        self.cut = None          # text that ends the supervised part of the final answer early (``curriculum``)
+
+    def _until(self, ids: list[int], s: int, e: int) -> int:
+        """Where ``self.cut`` begins inside the answer ids[s:e] (``e`` if it does not occur)."""
+        text, ends = "", []
+        for j in range(s, e):
+            text += self.tokenizer.decode([ids[j]])
+            ends.append(len(text))
+        c = text.find(self.cut)
+        return e if c < 0 else s + next(i for i, end in enumerate(ends) if end > c)
 
     def spans(self, ids: list[int]) -> list[tuple[int, int]]:
-        out, n = [], len(self.role)
-        for i, t in enumerate(ids):
-            if t == self.start and ids[i + 1:i + 1 + n] == self.role:
-                s = i + 1 + n
+        out, h, n = [], self.head, len(self.head)
+        for i in range(len(ids) - n + 1):
+            if ids[i] == h[0] and ids[i:i + n] == h:
+                s = i + n
+                while s < len(ids) and not self.tokenizer.decode([ids[s]]).strip():   # the newline(s) after the header
+                    s += 1
                 e = next((j for j in range(s, len(ids)) if ids[j] == self.end), len(ids) - 1)
-                out.append((s, e + 1))                        # the answer and its <|im_end|>
+                out.append((s, e + 1))                        # the answer and its end marker
         return out
 
     def __call__(self, examples):
@@ -72,7 +98,7 @@ class LossMask:
         for b, ids in enumerate(batch["input_ids"].tolist()):
             spans = self.spans(ids)
             for s, e in spans[-1:] if self.mode == "final" else spans:
-                keep[b, s:e] = True
+                keep[b, s:self._until(ids, s, e) if self.cut and (s, e) == spans[-1] else e] = True
         batch["labels"] = labels.masked_fill(~keep, -100)
         return batch
 
@@ -159,7 +185,10 @@ def load_model(cfg: Config, run: Path, backend: str, adapter: str | None = None)
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
         try:
             processor = AutoProcessor.from_pretrained(path)
-        except (ImportError, ValueError, OSError):          # a folder saved with the offline image-only processor
+        except (ImportError, ValueError, OSError):
+            processor = None
+        if not hasattr(processor, "image_processor"):
+            # A folder saved with the offline image-only processor: AutoProcessor fails or falls back to the tokenizer
             from .tiny_model import load_processor
 
             processor = load_processor(path)
@@ -216,6 +245,31 @@ def backend_form(convs: list[dict], backend: str) -> list[dict]:
     return [for_trl(c) for c in convs]
 
 
+def _checkpointing_name() -> str:
+    from dataclasses import fields
+
+    from trl import SFTConfig
+
+    # transformers 5.x renamed the flag; Colab's Unsloth pins an older release that knows only the old name
+    return "activation_checkpointing" if "activation_checkpointing" in {f.name for f in fields(SFTConfig)} \
+        else "gradient_checkpointing"
+
+
+def curriculum(mask: LossMask, steps: int):
+    """Judgement before address: for the first ``steps`` steps the final answer carries loss only up to its
+    judgement line, so the hard, noisy mode and position tokens do not drown the passed/defective signal."""
+    from transformers import TrainerCallback
+
+    mask.cut = "defect mode"
+
+    class Curriculum(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            if state.global_step >= steps:
+                mask.cut = None
+
+    return Curriculum()
+
+
 def time_budget(seconds: float):
     """A callback that ends training once ``seconds`` of training have passed (checked after each step)."""
     import time
@@ -264,12 +318,14 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
         logging_steps=cfg.logging_steps, eval_strategy="steps" if cfg.eval_steps else "no",
         eval_steps=cfg.eval_steps or None, save_strategy="steps", save_steps=cfg.save_steps,
         report_to="none", remove_unused_columns=False, max_length=None,
-        dataset_kwargs={"skip_prepare_dataset": True}, dataloader_num_workers=0, **precision())
+        dataset_kwargs={"skip_prepare_dataset": True}, dataloader_num_workers=0,
+        **{_checkpointing_name(): cfg.gradient_checkpointing}, **precision())
     # Unsloth's notebooks hand SFTTrainer a plain list (PIL images inline); TRL takes a Dataset.
     as_ds = lambda xs: (xs if backend == "unsloth" else datasets.Dataset.from_list(xs)) if xs else None  # noqa: E731
     trainer = SFTTrainer(model=model, args=args, train_dataset=as_ds(train_samples),
                          eval_dataset=as_ds(eval_samples), data_collator=collator, processing_class=processor,
-                         callbacks=(callbacks or []) + ([time_budget(cfg.time_budget_s)] if cfg.time_budget_s else []))
+                         callbacks=(callbacks or []) + ([time_budget(cfg.time_budget_s)] if cfg.time_budget_s else [])
+                         + ([curriculum(collator, cfg.judgement_first_steps)] if cfg.judgement_first_steps else []))
     last = get_last_checkpoint(args.output_dir) if resume and Path(args.output_dir).exists() else None
     if last and cfg.full_finetune and backend == "hf":
         # transformers 5.x Trainer reloads full weights with load_state_dict(strict=False) under the

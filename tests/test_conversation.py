@@ -70,3 +70,25 @@ def test_ablations_remove_or_replace_the_test_image(twin_dir):
     assert len(images_of(to_conversation(rec, pools, "zero", np.random.default_rng(0), ablation="no-reference"))) == 1
     with pytest.raises(ValueError, match="unknown ablation 'blank'"):
         to_conversation(rec, pools, "zero", np.random.default_rng(0), ablation="blank")
+
+
+def test_balanced_training_set_has_equal_judgements(twin_dir, tmp_path):
+    from collections import Counter
+    from dataclasses import replace
+
+    from qeu_vlm.config import Config
+    from qeu_vlm.pipeline import prepare
+
+    cfg = Config(run_dir=str(tmp_path), data=str(twin_dir / "dataset"), pools=str(twin_dir / "drive"), n_eval=4,
+                 n_inspect=2, inspect_shots=("zero",), one_shot_first=0)
+    judge = lambda convs: Counter("judgement->passed" in c["messages"][-1]["content"][0]["text"] for c in convs)  # noqa: E731
+    plain = prepare(cfg)
+    balanced = prepare(replace(cfg, balance_judgement=True))
+    before, after = judge(plain.train_convs), judge(balanced.train_convs)
+    assert before[True] < before[False]                          # the twin's natural mix: fewer passed
+    assert after[True] == after[False] == before[False]          # passed repeated, nothing dropped
+    assert judge(balanced.eval_convs) == judge(plain.eval_convs)  # eval keeps the natural mix
+    with pytest.raises(ValueError, match="2 judgements for 3 conversations"):
+        from qeu_vlm.conversation import balance_judgements
+
+        balance_judgements([{}, {}, {}], [True, False])

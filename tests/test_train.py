@@ -44,6 +44,30 @@ def test_loss_masking_on_one_shot_sample(setup):
         LossMask(None, proc.tokenizer, "prompt")
 
 
+def test_judgement_first_curriculum_cuts_the_final_answer_before_its_mode(setup):
+    from qeu_vlm.train import curriculum
+
+    cfg, _, model, proc, convs = setup
+    cfg.loss_on = "assistant"
+    mask = make_collator(cfg, model, proc, "hf")
+    one = for_trl(convs[0])
+    answer, star = one["messages"][-1]["content"][0]["text"], one["messages"][1]["content"][0]["text"]
+    callback = curriculum(mask, steps=3)
+    b = mask([one])
+    early = proc.tokenizer.decode(b["input_ids"][0][b["labels"][0] != -100])
+    judgement_line = answer[:answer.index("- defect mode")]
+    assert early.startswith(star + "<|im_end|>" + judgement_line) and "defect mode->" not in early
+    assert len(early) <= len(star + "<|im_end|>" + judgement_line) + 2      # at most the "- " of the next line
+    from types import SimpleNamespace
+
+    callback.on_step_begin(None, SimpleNamespace(global_step=2), None)
+    assert mask.cut is not None
+    callback.on_step_begin(None, SimpleNamespace(global_step=3), None)
+    b = mask([one])
+    assert proc.tokenizer.decode(b["input_ids"][0][b["labels"][0] != -100]) == star + "<|im_end|>" + answer + "<|im_end|>"
+    cfg.loss_on = "final"
+
+
 def test_preflight_errors(setup):
     cfg, _, model, proc, convs = setup
     cfg.loss_on = "final"
@@ -137,3 +161,17 @@ def test_learn_model_has_balanced_modalities(tmp_path):
     feats = torch.cat(list(getattr(feats, "pooler_output", feats)))
     text = model.model.get_input_embeddings().weight.norm(dim=-1).mean()
     assert 0.3 < (feats.norm(dim=-1).mean() / text).item() < 3.0
+
+
+@pytest.mark.parametrize("family, end", [("mllama", "<|eot_id|>"), ("pixtral", "</s>")])
+def test_loss_mask_reads_other_families_templates(setup, family, end):
+    from benchmarks.gpu import family_tokenizer
+
+    tok = family_tokenizer(family)                   # the offline tokenizer with the family's chat template
+    one = for_trl(setup[4][0])                       # a one-shot conversation: star turn, then the inspection turn
+    ids = tok.apply_chat_template(one["messages"], tokenize=True, return_dict=True)["input_ids"]
+    batch = {"input_ids": torch.tensor([ids]), "labels": torch.tensor([ids])}
+    answer, star = one["messages"][-1]["content"][0]["text"], one["messages"][1]["content"][0]["text"]
+    for mode, want in (("final", answer + end), ("assistant", star + end + answer + end)):
+        out = LossMask(lambda examples: dict(batch), tok, mode)([one])
+        assert tok.decode(out["input_ids"][0][out["labels"][0] != -100]) == want

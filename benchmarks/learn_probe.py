@@ -1,0 +1,78 @@
+"""Watch a learn-profile run learn: ``python -m benchmarks.learn_probe NAME [FIELD=VALUE ...]``.
+
+The learn profile (``Config().learn()``) with Config fields changed on the command line, trained for a fixed number
+of steps (no time budget), and every ``--every`` steps ``--n`` held-out DST records are inspected greedily and
+scored, so the step at which the judgement is learned shows, not only the end. Two probes with ``--threads 1`` run
+side by side on a 2-core machine. Lines starting ``PROBE`` and ``RUN/probe_log.json`` hold the figures.
+
+    python -m benchmarks.learn_probe balanced balance_judgement=True --threads 1
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+
+def main(argv=None):
+    import torch
+    from transformers import TrainerCallback
+
+    from qeu_vlm.answer import answer_for
+    from qeu_vlm.config import Config
+    from qeu_vlm.inspection import inspect
+    from qeu_vlm.metrics import score_rows
+    from qeu_vlm.pipeline import prepare
+    from qeu_vlm.train import train
+
+    a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    a.add_argument("name")
+    a.add_argument("changes", nargs="*", help="Config fields, e.g. balance_judgement=True")
+    a.add_argument("--steps", type=int, default=1100)
+    a.add_argument("--every", type=int, default=275)
+    a.add_argument("--n", type=int, default=64, help="held-out records inspected at each probe")
+    a.add_argument("--threads", type=int, default=2)
+    a.add_argument("--root", default="runs/probes")
+    a.add_argument("--twin", default="runs/learn/twin", help="the learn profile's twin, shared by every probe")
+    args = a.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    changes = {k: ast.literal_eval(v) for k, v in (c.split("=", 1) for c in args.changes)}
+    run = Path(args.root) / args.name
+    cfg = replace(Config(run_dir=str(run)).learn(), data=f"{args.twin}/dataset", pools=f"{args.twin}/drive",
+                  max_steps=args.steps, time_budget_s=None, eval_steps=0, save_steps=10**6, **changes)
+    p = prepare(cfg)
+    test, convs = p.test.select(range(args.n)), p.infer["zero"][:args.n]
+    truths, log = [answer_for(r) for r in test], []
+
+    class Probe(TrainerCallback):
+        def on_train_begin(self, a_, state, control, processing_class=None, **kw):
+            self.processor, self.t0 = processing_class, time.perf_counter()
+
+        def on_step_end(self, a_, state, control, model=None, **kw):
+            if state.global_step % args.every:
+                return
+            model.eval()
+            rows = inspect(model, self.processor, test, convs, truths, run / "probe.jsonl", batch_size=16,
+                           max_new_tokens=cfg.max_new_tokens)
+            model.train()
+            s = score_rows(rows)["all"]
+            e = {"step": state.global_step, "s": round(time.perf_counter() - self.t0),
+                 "train_loss": next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None),
+                 "judgement": round(s["judgement_balanced_accuracy"], 3), "mode": round(s["mode_accuracy"], 3),
+                 "position": round(s["position_exact"], 3),
+                 "distinct_positions": len(Counter(r["parsed"]["position"] for r in rows))}
+            log.append(e)
+            print("PROBE", json.dumps(e), flush=True)
+            (run / "probe_log.json").write_text(json.dumps({"changes": changes, "threads": args.threads,
+                                                            "probes": log}, indent=1))
+
+    train(cfg, p.train_convs, p.eval_convs, run, resume=False, callbacks=[Probe()])
+    return log
+
+
+if __name__ == "__main__":
+    main()
