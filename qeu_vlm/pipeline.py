@@ -235,6 +235,18 @@ def _meets(value, op, target) -> bool:
     return value is not None and (value >= target if op == ">=" else value <= target)
 
 
+def _ablation_verdict(learn: float, ablation: float, learned: bool) -> str:
+    t = ABLATION_TARGET[2]
+    if ablation > t:
+        return "the model answers as well without the defect: it does not use the test image"
+    if learned:
+        return "the model uses the test image"
+    if learn > t:
+        return (f"the model reads the test image ({fmt_metric(learn)} with it, {fmt_metric(ablation)} without), "
+                "though it has not reached its target")
+    return "proves nothing while the learn run itself is at chance level"
+
+
 def learn_report(m: dict) -> str:
     cols = ("format_valid", "judgement_balanced_accuracy", "mode_accuracy", "position_exact", "within_one_pin",
             "distinct_positions")
@@ -260,9 +272,7 @@ def learn_report(m: dict) -> str:
         learned = _meets(m["learn"]["scores"][k], *LEARN_TARGETS[k])
         lines.append(f"- ablation (test image replaced by its reference) {k} {op} {t}: {fmt_metric(v)} "
                      f"({'met' if _meets(v, op, t) else 'NOT met'}): "
-                     + ("the model uses the test image" if learned and _meets(v, op, t) else
-                        "proves nothing while the learn run itself is not above target" if not learned else
-                        "the model answers as well without the defect: it does not use the test image"))
+                     + _ablation_verdict(m["learn"]["scores"][k], v, learned))
     lines += ["", "Answer distribution (predicted position: count), so a collapsed model cannot hide behind its loss:", ""]
     for name in ("learn", "ablation"):
         if name in m:

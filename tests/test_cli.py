@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def test_replay_main_job(tmp_path):
     """synth -> convert -> tiny model -> train with eval -> plot -> inspect zero/one-shot -> score -> report."""
@@ -64,3 +66,22 @@ def test_learn_command_writes_the_side_by_side_report(tmp_path):
     stats = json.loads((out / "train_stats.json").read_text())
     assert stats["steps"] <= 4 and (out / "ablation" / "predictions_finetuned_zero.jsonl").exists()
     assert json.loads((out / "config.json").read_text())["dst_fraction"] == 1.0
+
+
+@pytest.mark.parametrize("learn, ablation, says", [
+    (0.97, 0.50, "uses the test image"),
+    (0.79, 0.50, "reads the test image (0.790 with it, 0.500 without), though it has not reached its target"),
+    (0.50, 0.50, "proves nothing while the learn run itself is at chance level"),
+    (0.97, 0.90, "does not use the test image"),
+])
+def test_learn_report_judges_the_ablation_against_the_learn_run(learn, ablation, says):
+    from qeu_vlm.pipeline import learn_report
+
+    def run(judgement):
+        return {"scores": {"format_valid": 1.0, "judgement_balanced_accuracy": judgement, "mode_accuracy": 0.3,
+                           "position_exact": 0.04, "within_one_pin": 0.2, "distinct_positions": 1},
+                "train": {"steps": 10, "runtime_s": 1.0}, "loss": {"last_train_loss": 0.1},
+                "answer_distribution": {"passed": 1}, "test_records": 1}
+
+    text = learn_report({"learn": run(learn), "ablation": run(ablation), "seconds": 1.0})
+    assert says in text.split("- ablation")[1].splitlines()[0]
