@@ -62,8 +62,9 @@ def main(argv=None):
             s = score_rows(rows)["all"]
             e = {"step": state.global_step, "s": round(time.perf_counter() - self.t0),
                  "train_loss": next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None),
-                 "judgement": round(s["judgement_balanced_accuracy"], 3), "mode": round(s["mode_accuracy"], 3),
-                 "position": round(s["position_exact"], 3),
+                 **{name: None if s[k] is None else round(s[k], 3) for name, k in (   # None: a class absent
+                     ("judgement", "judgement_balanced_accuracy"), ("mode", "mode_accuracy"),
+                     ("position", "position_exact"))},
                  "distinct_positions": len(Counter(r["parsed"]["position"] for r in rows))}
             log.append(e)
             print("PROBE", json.dumps(e), flush=True)
