@@ -256,7 +256,7 @@ def main(argv=None):
                                   batch_size=p.batch_size, grad_accum=p.grad_accum, load_in_4bit=p.load_in_4bit)
                 try:
                     prepared = prepare(cfg)
-                    rows.append((name, measure(cfg, prepared.train_convs, run, None if preset == "tiny" else preset)))
+                    rows.append((name, measure(cfg, prepared.train_convs, run, None if preset == "tiny" or args.shrink else preset)))
                 except (TrainingError, RuntimeError, ImportError) as e:   # e.g. CUDA OOM under --t4, no unsloth
                     rows.append((name, {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"}))
     print(f"device: {device}; date {date.today()}; torch {torch.__version__}; {platform.python_version()}"

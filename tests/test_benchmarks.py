@@ -47,7 +47,7 @@ def test_gpu_script_trains_every_family_at_toy_size(tmp_path):
     for preset in ("qwen3-vl-2b", "llama-3.2-11b-vision"):
         for shot in ("zero", "one"):
             r = rows[f"{preset}-{shot}-hf"]
-            assert "error" not in r and r["steps"] == 1 and r["planner GiB"] > 0, r
+            assert "error" not in r and r["steps"] == 1 and "planner GiB" not in r, r   # no estimate for toy sizes
     try:
         import torchvision  # noqa: F401
     except ImportError:                     # Pixtral's processor needs torchvision: reported, not guessed
