@@ -70,7 +70,6 @@ def family_tokenizer(family: str):
 
 def random_processor(family: str, max_pixels: int):
     """The family's processor around the offline tokenizer, built without downloads."""
-    tok = family_tokenizer(family)
     if family in ("qwen2.5-vl", "qwen3-vl"):
         from qeu_vlm.tiny_model import build_processor
 
@@ -89,6 +88,7 @@ def random_processor(family: str, max_pixels: int):
                       else (Qwen2_5_VLProcessor, Qwen2VLVideoProcessor))
         return cls(image_processor=proc.image_processor, tokenizer=proc.tokenizer, video_processor=video(),
                    chat_template=proc.chat_template)
+    tok = family_tokenizer(family)
     if family == "mllama":
         from transformers import MllamaImageProcessorPil, MllamaProcessor
 
