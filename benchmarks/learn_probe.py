@@ -14,7 +14,6 @@ import ast
 import json
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 
@@ -23,11 +22,12 @@ def main(argv=None):
     from transformers import TrainerCallback
 
     from qeu_vlm.answer import answer_for
-    from qeu_vlm.config import Config
     from qeu_vlm.inspection import inspect
     from qeu_vlm.metrics import score_rows
     from qeu_vlm.pipeline import prepare
     from qeu_vlm.train import train
+
+    from .localization import learn_config
 
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("name")
@@ -42,8 +42,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     changes = {k: ast.literal_eval(v) for k, v in (c.split("=", 1) for c in args.changes)}
     run = Path(args.root) / args.name
-    cfg = replace(Config(run_dir=str(run)).learn(), data=f"{args.twin}/dataset", pools=f"{args.twin}/drive",
-                  max_steps=args.steps, time_budget_s=None, eval_steps=0, save_steps=10**6, **changes)
+    cfg = learn_config(run, args.twin, max_steps=args.steps, time_budget_s=None, eval_steps=0, save_steps=10**6,
+                       **changes)
     p = prepare(cfg)
     test, convs = p.test.select(range(args.n)), p.infer["zero"][:args.n]
     truths, log = [answer_for(r) for r in test], []

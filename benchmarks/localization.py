@@ -28,8 +28,14 @@ ATTEMPTS = {
 }
 
 
-def main(argv=None):
+def learn_config(run_dir, twin: str, **changes):
+    """The learn profile on an existing learn twin (``TWIN/dataset``, ``TWIN/drive``), with ``changes``."""
     from qeu_vlm.config import Config
+
+    return replace(Config(run_dir=str(run_dir)).learn(), data=f"{twin}/dataset", pools=f"{twin}/drive", **changes)
+
+
+def main(argv=None):
     from qeu_vlm.pipeline import run_learn
 
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -45,8 +51,7 @@ def main(argv=None):
         if name == "table":
             continue
         what, changes = ATTEMPTS[name]
-        cfg = replace(Config(run_dir=str(root / name)).learn(), data=f"{args.twin}/dataset", pools=f"{args.twin}/drive",
-                      **changes)
+        cfg = learn_config(root / name, args.twin, **changes)
         m = run_learn(cfg, ablation=False, baseline=False)["learn"]
         results[name] = {"what": what, "date": str(date.today()), "train_s": m["train"]["runtime_s"],
                          "steps": m["train"]["steps"], "scores": {k: m["scores"][k] for k in (

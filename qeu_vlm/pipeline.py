@@ -14,6 +14,7 @@ from .answer import answer_for, format_answer
 from .config import Config
 from .conversation import balance_judgements, convert, shot_plan
 from .data import DataError, load_pools, load_records
+from .domain import PASSED, parse_bbox
 from .inspection import inspect
 from .metrics import fmt_metric, score_rows
 from .plots import evaluation_plots, example_figure, learning_curves, sample_sheet
@@ -99,7 +100,7 @@ def prepare(cfg: Config) -> Prepared:
              for shot in cfg.inspect_shots}
     train_convs = convs[:len(convs) - n_eval]
     if cfg.balance_judgement:
-        passed = [str(b).startswith("passed") for b in train_ds.select(range(len(train_convs)))["bbox_str"]]
+        passed = [parse_bbox(b)[0] == PASSED for b in train_ds.select(range(len(train_convs)))["bbox_str"]]
         train_convs = balance_judgements(train_convs, passed, cfg.seed)
     return Prepared(run, train_convs, convs[len(convs) - n_eval:], test, infer, train_ds, pools)
 
