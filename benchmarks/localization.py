@@ -29,10 +29,15 @@ ATTEMPTS = {
 
 
 def learn_config(run_dir, twin: str, **changes):
-    """The learn profile on an existing learn twin (``TWIN/dataset``, ``TWIN/drive``), with ``changes``."""
+    """The learn profile on an existing learn twin (``TWIN/dataset``, ``TWIN/drive``), with ``changes``.
+
+    ``tiny_overrides`` are added to the profile's own (its DST image statistics), not put in their place."""
     from qeu_vlm.config import Config
 
-    return replace(Config(run_dir=str(run_dir)).learn(), data=f"{twin}/dataset", pools=f"{twin}/drive", **changes)
+    cfg = Config(run_dir=str(run_dir)).learn()
+    if "tiny_overrides" in changes:
+        changes["tiny_overrides"] = {**(cfg.tiny_overrides or {}), **changes["tiny_overrides"]}
+    return replace(cfg, data=f"{twin}/dataset", pools=f"{twin}/drive", **changes)
 
 
 def main(argv=None):

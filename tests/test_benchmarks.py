@@ -66,3 +66,14 @@ def test_learn_probe_scores_the_model_while_it_trains(twin_dir, tmp_path):
     assert log[-1]["train_loss"] is not None                   # the loss logged before the probe (step 1's)
     saved = (tmp_path / "p" / "probe_log.json").read_text()
     assert '"balance_judgement": true' in saved and '"step": 2' in saved
+
+
+def test_localisation_attempts_keep_the_learn_profiles_image_statistics(tmp_path):
+    from qeu_vlm.config import Config
+
+    from benchmarks.localization import ATTEMPTS, learn_config
+
+    profile = Config().learn().tiny_overrides
+    cfg = learn_config(tmp_path, "twin", **ATTEMPTS["mrope-width"][1])
+    assert cfg.tiny_overrides == {**profile, "rope_theta": 100.0, "mrope_section": [2, 4, 10]}
+    assert cfg.data == "twin/dataset" and Config().learn().tiny_overrides == profile     # the profile is untouched

@@ -50,3 +50,17 @@ def test_conversations_feed_trl_collator_and_model(tiny, twin, twin_dir):
     assert n_img[0] > n_img[1] > 0
     loss = model(**batch).loss.item()
     assert np.isfinite(loss) and 4 < loss < 9                           # ~ln(vocab) at random init
+
+
+def test_lecun_init_scales_the_weights_to_the_width():
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from qeu_vlm.tiny_model import SIZES, build_tokenizer, tiny_config
+
+    tok = build_tokenizer()
+    for lecun, text_std, vision_std in ((False, 0.02, 0.02), (True, 256 ** -0.5, 128 ** -0.5)):
+        torch.manual_seed(0)
+        m = Qwen2_5_VLForConditionalGeneration(tiny_config(tok, **SIZES["learn"], lecun_init=lecun))
+        assert m.model.language_model.layers[0].self_attn.q_proj.weight.std().item() == pytest.approx(text_std, rel=0.05)
+        assert m.model.visual.blocks[0].attn.qkv.weight.std().item() == pytest.approx(vision_std, rel=0.05)
