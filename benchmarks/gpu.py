@@ -106,6 +106,7 @@ def random_config(preset: str, shrink: bool = False):
     """The model config of the preset's real architecture (``qeu_vlm.planner.ARCHS``), its token ids from the
     offline tokenizer. ``shrink``: the same family at toy dimensions, so every family runs end to end on CPU."""
     from qeu_vlm.planner import ARCHS
+    from qeu_vlm.tiny_model import mrope_sections
 
     a = ARCHS[preset]
     if shrink:
@@ -120,10 +121,8 @@ def random_config(preset: str, shrink: bool = False):
         from transformers import Qwen2_5_VLConfig, Qwen3VLConfig
 
         qwen3 = a.family == "qwen3-vl"
-        half = head_dim // 2
-        section = [half // 4, (half - half // 4) // 2, half - half // 4 - (half - half // 4) // 2]
         text |= dict(max_position_embeddings=32768, eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>"),
-                     rope_parameters={"rope_type": "default", "mrope_section": section,
+                     rope_parameters={"rope_type": "default", "mrope_section": mrope_sections(head_dim),
                                       "rope_theta": 5e6 if qwen3 else 1e6} | ({"mrope_interleaved": True} if qwen3 else {}))
         vision = dict(depth=a.v_layers, hidden_size=a.v_hidden, intermediate_size=a.v_intermediate, num_heads=v_heads,
                       out_hidden_size=a.hidden, spatial_merge_size=2, temporal_patch_size=2)

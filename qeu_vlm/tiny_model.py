@@ -99,6 +99,16 @@ def build_processor(max_pixels: int = 224 * 160, image_mean=None, image_std=None
                                         chat_template=QWEN_VL_CHAT_TEMPLATE)
 
 
+def mrope_sections(head_dim: int) -> list[int]:
+    """Split a head's rotary half into (time, height, width) in the real 16:24:24 proportions.
+
+    >>> mrope_sections(128), mrope_sections(32)
+    ([16, 24, 24], [4, 6, 6])
+    """
+    half = head_dim // 2
+    return [half // 4, (half - half // 4) // 2, half - half // 4 - (half - half // 4) // 2]
+
+
 def tiny_config(tokenizer, text_hidden: int = 64, text_layers: int = 2, vision_hidden: int = 32,
                 vision_depth: int = 2, rope_theta: float = 10000.0, mrope_section: list | None = None,
                 lecun_init: bool = False):
@@ -107,25 +117,23 @@ def tiny_config(tokenizer, text_hidden: int = 64, text_layers: int = 2, vision_h
     from transformers import Qwen2_5_VLConfig
 
     heads = max(2, text_hidden // 32)
-    half = text_hidden // heads // 2
-    # mRoPE splits each head's rotary half into (time, height, width) as the real 16:24:24 does.
-    mrope = mrope_section or [half // 4, (half - half // 4) // 2, half - half // 4 - (half - half // 4) // 2]
+    mrope = mrope_section or mrope_sections(text_hidden // heads)
     ids = tokenizer.convert_tokens_to_ids
-    init = {"text": text_hidden ** -0.5, "vision": vision_hidden ** -0.5} if lecun_init else {"text": 0.02, "vision": 0.02}
+    text_std, vision_std = (text_hidden ** -0.5, vision_hidden ** -0.5) if lecun_init else (0.02, 0.02)
     return Qwen2_5_VLConfig(
         text_config=dict(vocab_size=len(tokenizer), hidden_size=text_hidden, intermediate_size=2 * text_hidden,
                          num_hidden_layers=text_layers, num_attention_heads=heads, num_key_value_heads=heads,
                          max_position_embeddings=4096,
                          rope_parameters={"rope_type": "default", "mrope_section": mrope, "rope_theta": rope_theta},
                          tie_word_embeddings=True, bos_token_id=None, eos_token_id=ids("<|im_end|>"),
-                         pad_token_id=ids("<|endoftext|>"), initializer_range=init["text"]),
+                         pad_token_id=ids("<|endoftext|>"), initializer_range=text_std),
         vision_config=dict(depth=vision_depth, hidden_size=vision_hidden, intermediate_size=2 * vision_hidden,
                            num_heads=2, out_hidden_size=text_hidden, patch_size=14, spatial_merge_size=2,
                            temporal_patch_size=2, window_size=112, fullatt_block_indexes=[vision_depth - 1],
-                           initializer_range=init["vision"]),
+                           initializer_range=vision_std),
         image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
         vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
-        tie_word_embeddings=True, initializer_range=init["text"],
+        tie_word_embeddings=True, initializer_range=text_std,
     )
 
 
