@@ -40,3 +40,17 @@ def test_a_passed_raw_image_against_itself_is_passed(fitted):
     raw = next(r for r in test if r["type"] == "CYLN_RAW")
     answer = parse_answer(bl.answer(raw, decode(raw["image"])))
     assert answer.judgement == "passed" and answer.position == "passed"
+
+
+
+def test_a_thin_outline_does_not_stand_out_but_a_solid_blob_does():
+    """DST draws a passed pin as a thin ring and a bent one as a solid blob; only the blob may count as a defect."""
+    from qeu_vlm.domain import Address
+    from qeu_vlm.synth import pin_centre
+
+    cx, cy = pin_centre(Address(5, "C"))
+    yy, xx = np.mgrid[:280, :410]
+    r = np.hypot(xx - cx, yy - cy)
+    stand_out = {name: Baseline.pin_evidence(np.where(inside, 255.0, 0.0))[0][1, 4]
+                 for name, inside in (("ring", np.abs(r - 9) < 1), ("blob", r < 9))}
+    assert stand_out["blob"] > 100 and stand_out["ring"] < 0.1 * stand_out["blob"]
