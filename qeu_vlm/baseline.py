@@ -71,8 +71,9 @@ class Baseline:
         for a in ALL_ADDRESSES:
             cx, cy = pin_centre(a)
             y0, x0 = int(cy - SEARCH), int(cx - SEARCH)
-            value[a.row_index, a.col - 1] = solid[y0:y0 + 2 * SEARCH + 1, x0:x0 + 2 * SEARCH + 1].max()
-            win = box[y0:y0 + 2 * SEARCH + 1, x0:x0 + 2 * SEARCH + 1]
+            near = np.s_[y0:y0 + 2 * SEARCH + 1, x0:x0 + 2 * SEARCH + 1]
+            value[a.row_index, a.col - 1] = solid[near].max()
+            win = box[near]
             # the blob's centre: the centroid of the window's bright half, steadier than the single brightest pixel
             bright = win >= (win.max() + np.median(win)) / 2
             wy, wx = ndi.center_of_mass(bright)

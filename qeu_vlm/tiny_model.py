@@ -106,7 +106,9 @@ def mrope_sections(head_dim: int) -> list[int]:
     ([16, 24, 24], [4, 6, 6])
     """
     half = head_dim // 2
-    return [half // 4, (half - half // 4) // 2, half - half // 4 - (half - half // 4) // 2]
+    time = half // 4
+    height = (half - time) // 2
+    return [time, height, half - time - height]
 
 
 def tiny_config(tokenizer, text_hidden: int = 64, text_layers: int = 2, vision_hidden: int = 32,
