@@ -77,3 +77,16 @@ def test_localisation_attempts_keep_the_learn_profiles_image_statistics(tmp_path
     cfg = learn_config(tmp_path, "twin", **ATTEMPTS["mrope-width"][1])
     assert cfg.tiny_overrides == {**profile, "rope_theta": 100.0, "mrope_section": [2, 4, 10]}
     assert cfg.data == "twin/dataset" and Config().learn().tiny_overrides == profile     # the profile is untouched
+
+
+def test_pooling_probe_trains_the_vision_tower_under_each_pooling(twin_dir):
+    from benchmarks import pooling_probe
+
+    logs = {pool: pooling_probe.main(["--pool", pool, "--steps", "2", "--every", "1", "--n", "12", "--threads", "1",
+                                      "--size", "112x77", "--twin", str(twin_dir)]) for pool in pooling_probe.POOLS}
+    for log in logs.values():
+        assert [e["step"] for e in log] == [1, 2]
+        assert all(0 <= e["balanced_accuracy"] <= 1 and e["loss"] > 0 for e in log)
+    first = {pool: log[0]["loss"] for pool, log in logs.items()}        # same seed, same batch: only the pooling differs
+    assert first["max"] != first["mean"]
+    assert abs(first["attn"] - first["mean"]) < 0.01     # a softmax query starts out as an average of the tokens
