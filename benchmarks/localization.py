@@ -25,6 +25,8 @@ ATTEMPTS = {
                     {"lr_schedule": "constant_with_warmup"}),
     "long-30": ("the default, trained 30 CPU-minutes", {"time_budget_s": 1800, "max_steps": 3600}),
     "long-60": ("the default, trained 60 CPU-minutes", {"time_budget_s": 3600, "max_steps": 7200}),
+    "long-30-lr5e-4": ("30 CPU-minutes at the rate that let the 60-minute run learn (5e-4)",
+                       {"time_budget_s": 1800, "max_steps": 3600, "learning_rate": 5e-4}),
     "long-60-lr5e-4": ("60 CPU-minutes at half the peak rate (5e-4): long-60 blew up at 0.0009",
                        {"time_budget_s": 3600, "max_steps": 7200, "learning_rate": 5e-4}),
 }
