@@ -11,8 +11,10 @@
 
 Answers come out in the five-line format, so ``qeu_vlm.metrics`` scores them like a VLM's.
 
->>> bl = Baseline().fit(train_records, pools)      # doctest: +SKIP
->>> bl.answer(record, reference)                   # doctest: +SKIP
+Use (``pools`` from ``qeu_vlm.data.load_pools``)::
+
+    bl = Baseline().fit(train_records, pools)
+    bl.answer(record, reference)
 """
 from __future__ import annotations
 

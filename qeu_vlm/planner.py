@@ -3,7 +3,7 @@
 The original experiments found out what fits by running out of memory: one-shot Llama-3.2-11B-Vision overflowed
 a 16 GB T4. This estimates instead, from each family's own image rules and the model's dimensions.
 
->>> plan("qwen2.5-vl-3b", shot="one").verdicts["T4"]                       # doctest: +SKIP
+>>> plan("qwen2.5-vl-3b", shot="one").verdicts["T4"]
 'fits'
 """
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Executed copies land in ``RUN/executed/`` (artefacts of the run, never committed). A failing cell stops the
 suite with an error naming the notebook and the cell.
 
->>> run_notebooks("runs/nb", smoke=True)   # doctest: +SKIP
+Use::
+
+    run_notebooks("runs/nb", smoke=True)
 """
 from __future__ import annotations
 

@@ -5,7 +5,9 @@ pin's top is displaced in its bend direction and its body elongated. DST images 
 grey render is compared with the average of passed renders through seven 5x5 kernels at stride 5,
 combined per block with a Minkowski p=4 distance, so a bent pin comes out bright because it differs.
 
->>> twin = SynthConfig(n_train=4, n_test=2, seed=0).generate()   # doctest: +SKIP
+>>> twin = SynthConfig(n_train=4, n_test=2, seed=0).generate(progress=False)
+>>> twin.summary()["CYLNimages_test_1015"]["rows"]
+2
 """
 from __future__ import annotations
 

@@ -4,8 +4,10 @@ Same architecture family as the real default, a BPE tokenizer trained here on th
 the real Qwen2-VL chat template, and an image-only processor (the video processor needs torchvision,
 which has no CPU build). Saved with ``save_pretrained``; reloads with ``HF_HUB_OFFLINE=1``.
 
->>> path = build_tiny_vlm("/tmp/tiny")            # doctest: +SKIP
->>> model, processor = load_tiny_vlm(path)       # doctest: +SKIP
+Use::
+
+    path = build_tiny_vlm("/tmp/tiny")
+    model, processor = load_tiny_vlm(path)
 """
 from __future__ import annotations
 
