@@ -101,8 +101,10 @@ def cmd_learn(a):
     from .pipeline import run_learn
 
     cfg = Config(run_dir=a.out, seed=a.seed).learn()
-    # the step cap (and with it the cosine schedule) scales with the budget, so a longer run is not cut at 10 min's
-    cfg = replace(cfg, time_budget_s=a.minutes * 60, max_steps=a.steps or round(cfg.max_steps * a.minutes / 10))
+    # the step cap (and with it the cosine schedule) scales with the budget, so a longer run is not cut at 10 min's;
+    # the vision warm-up shrinks with a shorter budget (it is spent inside it) but does not grow
+    cfg = replace(cfg, time_budget_s=a.minutes * 60, max_steps=a.steps or round(cfg.max_steps * a.minutes / 10),
+                  vision_warmup_steps=min(cfg.vision_warmup_steps, round(cfg.vision_warmup_steps * a.minutes / 10)))
     if a.n_train:
         cfg = replace(cfg, n_train=a.n_train, n_test=a.n_test, n_inspect=a.n_test)
     run_learn(cfg, ablation=not a.no_ablation)

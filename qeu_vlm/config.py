@@ -51,8 +51,10 @@ class Config:
     grad_accum: int | None = None
     learning_rate: float = 1.5e-4
     lr_schedule: str = "linear"
+    vision_learning_rate: float | None = None  # the vision tower's and merger's own peak rate; None: learning_rate
     balance_judgement: bool = False   # repeat the rarer judgement's training conversations until both are equal
     judgement_first_steps: int = 0    # curriculum: the first N steps learn the answer only up to its judgement line
+    vision_warmup_steps: int = 0      # curriculum: the vision tower first learns the judgement alone, at learning_rate
     warmup_steps: int = 0
     time_budget_s: float | None = None # stop training after this many seconds (the learn profile's CPU budget)
     gradient_checkpointing: bool = True  # saves GPU memory; on CPU with a tiny model it only recomputes the forward
@@ -91,7 +93,8 @@ class Config:
 
     def learn(self) -> "Config":
         """The CPU learning profile: a ~4M-parameter Qwen2.5-VL trained from scratch, all weights, on DST records
-        at 224x154 (48 image tokens each), zero-shot, for 10 CPU-minutes; then 240 held-out records inspected."""
+        at 224x154 (48 image tokens each), zero-shot, for 10 CPU-minutes; then 240 held-out records inspected.
+        Its vision tower first learns the judgement alone for 500 steps (``vision_warmup``), inside the budget."""
         # DST images are dark: normalise with their own statistics, so the blob is not drowned by the background
         dst_stats = {"image_mean": [0.10, 0.12, 0.12], "image_std": [0.17, 0.19, 0.19]}
         return replace(self, model="tiny", tiny_size="learn", tiny_overrides=dst_stats, backend="hf",
@@ -100,7 +103,7 @@ class Config:
                        max_length=512, prompt_set="short", batch_size=8, grad_accum=1, learning_rate=1e-3,
                        lr_schedule="cosine", warmup_steps=50, max_steps=1200, time_budget_s=600,
                        gradient_checkpointing=False, eval_steps=200, save_steps=400, logging_steps=20,
-                       max_new_tokens=64, inspect_batch_size=16)
+                       max_new_tokens=64, inspect_batch_size=16, vision_warmup_steps=500)
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2))

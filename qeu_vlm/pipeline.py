@@ -253,16 +253,18 @@ def learn_report(m: dict) -> str:
             "distinct_positions")
     lines = ["# qeu_vlm learn profile: a from-scratch tiny VLM on CPU", "",
              f"{m['learn']['test_records']} held-out DST records inspected zero-shot; {m['seconds']} s in all.", "",
-             "| run | steps | train s | last train loss | " + " | ".join(cols) + " |",
-             "|---|---|---|---|" + "---|" * len(cols)]
+             "| run | vision warm-up s | steps | train s | last train loss | " + " | ".join(cols) + " |",
+             "|---|---|---|---|---|" + "---|" * len(cols)]
     for name in ("learn", "ablation"):
         if name in m:
             r = m[name]
-            lines.append(f"| {name} | {r['train']['steps']} | {r['train']['runtime_s']} | "
+            lines.append(f"| {name} | {r['train'].get('vision_warmup_s', '-')} | {r['train']['steps']} | "
+                         f"{r['train']['runtime_s']} | "
                          f"{fmt_metric(r['loss']['last_train_loss'])} | "
                          + " | ".join(fmt_metric(r["scores"][k]) for k in cols) + " |")
     if "baseline" in m:
-        lines.append("| classic baseline | - | - | - | " + " | ".join(fmt_metric(m["baseline"][k]) for k in cols) + " |")
+        lines.append("| classic baseline | - | - | - | - | "
+                     + " | ".join(fmt_metric(m["baseline"][k]) for k in cols) + " |")
     lines += ["", "Targets:"]
     for k, (op, t) in LEARN_TARGETS.items():
         v = m["learn"]["scores"][k]

@@ -287,6 +287,22 @@ def time_budget(seconds: float):
     return TimeBudget()
 
 
+def optimizer_with_vision_rate(trainer, vision_lr: float):
+    """The optimizer the Trainer would build (its class, its weight decay split), with the vision tower and its
+    merger at their own peak rate. The scheduler scales each group's rate, so both follow the same schedule."""
+    model, args = trainer.model, trainer.args
+    cls, kwargs = trainer.get_optimizer_cls_and_kwargs(args, model)
+    decay = set(trainer.get_decay_parameter_names(model))
+    groups = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault((".visual." in f".{name}", name in decay), []).append(p)
+    if not any(vision for vision, _ in groups):
+        raise TrainingError("vision_learning_rate is set, but the model has no trainable 'visual' parameters")
+    return cls([{"params": ps, "weight_decay": args.weight_decay if d else 0.0, **({"lr": vision_lr} if v else {})}
+                for (v, d), ps in groups.items()], **kwargs)
+
+
 def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: bool = True, callbacks=None):
     """Fine-tune on conversations (inline images, as ``to_conversation`` makes them) and save ``adapter/``
     (safetensors), ``log_history.json`` and checkpoints under ``run``."""
@@ -300,6 +316,8 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     set_seed(cfg.seed)
     backend = resolve_backend(cfg)
     model, processor = load_model(cfg, run, backend)
+    last = get_last_checkpoint(str(run / "checkpoints")) if resume and (run / "checkpoints").exists() else None
+    budget, warm = cfg.time_budget_s, None
     collator = make_collator(cfg, model, processor, backend)
     train_samples, eval_samples = backend_form(train_convs, backend), backend_form(eval_convs, backend)
     lengths = preflight(collator, train_samples, list(range(len(train_samples))), cfg.max_length)
@@ -307,6 +325,14 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     from .planner import preflight as memory_preflight
 
     (run / "plan.txt").write_text(memory_preflight(cfg, lengths))
+    if cfg.vision_warmup_steps and not last:     # a resumed run's checkpoint already holds the warmed-up tower
+        from .vision_warmup import warm_up_vision
+
+        warm = warm_up_vision(model, processor, train_convs, cfg.vision_warmup_steps,
+                              cfg.learning_rate, cfg.batch_size or 8, cfg.seed)
+        (run / "vision_warmup.json").write_text(json.dumps(warm, indent=1))
+        if budget:
+            budget = max(1.0, budget - warm["seconds"])   # the stage is part of the run's CPU budget
     preset = PRESETS.get(cfg.model)
     args = SFTConfig(
         output_dir=str(run / "checkpoints"), max_steps=cfg.max_steps, seed=cfg.seed, data_seed=cfg.seed,
@@ -324,9 +350,10 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     as_ds = lambda xs: (xs if backend == "unsloth" else datasets.Dataset.from_list(xs)) if xs else None  # noqa: E731
     trainer = SFTTrainer(model=model, args=args, train_dataset=as_ds(train_samples),
                          eval_dataset=as_ds(eval_samples), data_collator=collator, processing_class=processor,
-                         callbacks=(callbacks or []) + ([time_budget(cfg.time_budget_s)] if cfg.time_budget_s else [])
+                         callbacks=(callbacks or []) + ([time_budget(budget)] if budget else [])
                          + ([curriculum(collator, cfg.judgement_first_steps)] if cfg.judgement_first_steps else []))
-    last = get_last_checkpoint(args.output_dir) if resume and Path(args.output_dir).exists() else None
+    if cfg.vision_learning_rate is not None:
+        trainer.optimizer = optimizer_with_vision_rate(trainer, cfg.vision_learning_rate)
     if last and cfg.full_finetune and backend == "hf":
         # transformers 5.x Trainer reloads full weights with load_state_dict(strict=False) under the
         # checkpoint's legacy key names, which match nothing in Qwen2.5-VL: it would silently resume from
@@ -339,6 +366,8 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     stats = {"backend": backend, "steps": trainer.state.global_step, "runtime_s": round(out.metrics["train_runtime"], 1),
              "tokens_per_sample": round(sum(lengths) / max(1, len(lengths)), 1),
              "samples_per_s": round(out.metrics["train_samples_per_second"], 3), "device": after.get("gpu", "cpu")}
+    if warm:
+        stats["vision_warmup_s"] = warm["seconds"]
     if after:
         stats |= {"gpu_total_gb": after["total_gb"], "peak_reserved_gb": after["peak_reserved_gb"],
                   "peak_for_training_gb": round(after["peak_reserved_gb"] - before["peak_reserved_gb"], 3)}

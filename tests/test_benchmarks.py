@@ -59,7 +59,8 @@ def test_gpu_script_trains_every_family_at_toy_size(tmp_path):
 def test_learn_probe_scores_the_model_while_it_trains(twin_dir, tmp_path):
     from benchmarks import learn_probe
 
-    log = learn_probe.main(["p", "balance_judgement=True", "n_inspect=12", "logging_steps=1", "--steps", "2",
+    log = learn_probe.main(["p", "balance_judgement=True", "vision_warmup_steps=3", "n_inspect=12", "logging_steps=1",
+                            "--steps", "2",
                             "--every", "1", "--n", "12", "--root", str(tmp_path), "--twin", str(twin_dir)])
     assert [e["step"] for e in log] == [1, 2]
     assert all(0 <= e["judgement"] <= 1 for e in log)        # 12 records: both classes, so a balanced accuracy
@@ -77,6 +78,9 @@ def test_localisation_attempts_keep_the_learn_profiles_image_statistics(tmp_path
     cfg = learn_config(tmp_path, "twin", **ATTEMPTS["mrope-width"][1])
     assert cfg.tiny_overrides == {**profile, "rope_theta": 100.0, "mrope_section": [2, 4, 10]}
     assert cfg.data == "twin/dataset" and Config().learn().tiny_overrides == profile     # the profile is untouched
+    # attempts made before the vision warm-up became the default still run without it
+    assert cfg.vision_warmup_steps == 0
+    assert learn_config(tmp_path, "t", **ATTEMPTS["warmup-30"][1]).vision_warmup_steps == 500
 
 
 def test_pooling_probe_trains_the_vision_tower_under_each_pooling(twin_dir):

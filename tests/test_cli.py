@@ -65,6 +65,9 @@ def test_learn_command_writes_the_side_by_side_report(tmp_path):
         assert row in text
     stats = json.loads((out / "train_stats.json").read_text())
     assert stats["steps"] <= 4 and (out / "ablation" / "predictions_finetuned_zero.jsonl").exists()
+    # the vision warm-up shrinks with the budget: 500 steps at 10 minutes, 10 at 0.2
+    assert json.loads((out / "vision_warmup.json").read_text())["log"][-1]["step"] == 10
+    assert stats["vision_warmup_s"] > 0 and "| vision warm-up s |" in text
     assert json.loads((out / "config.json").read_text())["dst_fraction"] == 1.0
 
 

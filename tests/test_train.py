@@ -175,3 +175,25 @@ def test_loss_mask_reads_other_families_templates(setup, family, end):
     for mode, want in (("final", answer + end), ("assistant", star + end + answer + end)):
         out = LossMask(lambda examples: dict(batch), tok, mode)([one])
         assert tok.decode(out["input_ids"][0][out["labels"][0] != -100]) == want
+
+
+def test_vision_learning_rate_gives_the_tower_its_own_scheduled_rate(setup, tmp_path):
+    from dataclasses import replace
+
+    from transformers import TrainerCallback
+
+    cfg, _, _, _, convs = setup
+    cfg = replace(cfg, max_steps=3, eval_steps=0, save_steps=1000, loss_on="final", learning_rate=1e-3,
+                  vision_learning_rate=4e-3, lr_schedule="linear", warmup_steps=0)
+    seen = []
+
+    class Rates(TrainerCallback):
+        def on_step_begin(self, args, state, control, model=None, optimizer=None, **kw):
+            names = {id(p): n for n, p in model.named_parameters()}
+            seen.append({("visual" in names[id(g["params"][0])], g["lr"]) for g in optimizer.param_groups})
+
+    t = train(cfg, convs[:8], [], tmp_path, callbacks=[Rates()])
+    assert seen[0] == {(True, 4e-3), (False, 1e-3)}                    # each group at its own peak
+    assert {v for v, _ in seen[1]} == {True, False} and {r for _, r in seen[1]} == {4e-3 * 2 / 3, 1e-3 * 2 / 3}
+    grouped = sum(len(g["params"]) for g in t.optimizer.param_groups)
+    assert grouped == sum(1 for p in t.model.parameters() if p.requires_grad)   # every weight, once

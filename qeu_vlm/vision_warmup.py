@@ -1,0 +1,91 @@
+"""Curriculum stage before fine-tuning: a from-scratch vision tower first learns to see the defect.
+
+A language model reads image tokens only through softmax attention, which starts as an average of them, and through
+an average a from-scratch tower hardly learns to see a small blob (benchmarks/RESULTS.md section 6, the pooling
+probe). So the tower first learns each training conversation's judgement (passed or defective) from its test image
+alone, through a linear head on the max over its tokens, the way a threshold finds a blob. The head is then
+dropped, and fine-tuning starts from a tower whose features already mark the defect. Meant for the from-scratch
+learn profile (a Qwen-VL tower, called as ``visual(pixel_values, grid_thw=...)``); a pretrained tower needs no
+such stage.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+class WarmupError(ValueError):
+    pass
+
+
+def vision_tower(model):
+    """The model's vision tower (``...visual``), under any PEFT or wrapper prefix."""
+    for name, module in model.named_modules():
+        if name.split(".")[-1] == "visual":
+            return module
+    raise WarmupError(f"{type(model).__name__} has no 'visual' module to warm up")
+
+
+def judgement_examples(convs: list[dict]) -> list[tuple]:
+    """(test image, defective?) of each conversation: the last image of its last user turn, and its answer's
+    judgement. A conversation without an answer, or whose answer does not read, is an error naming it."""
+    from .answer import parse_answer
+    from .domain import PASSED
+
+    out = []
+    for i, conv in enumerate(convs):
+        msgs = conv["messages"]
+        users = [m for m in msgs if m["role"] == "user"]
+        images = [c["image"] for c in (users[-1]["content"] if users else []) if c["type"] == "image"]
+        if msgs[-1]["role"] != "assistant" or not images:
+            raise WarmupError(f"conversation {i}: needs a test image in its last user turn and an answer after it")
+        text = next(c["text"] for c in msgs[-1]["content"] if c["type"] == "text")
+        judgement = parse_answer(text).judgement
+        if judgement not in (PASSED, "defective"):
+            raise WarmupError(f"conversation {i}: its answer has no {PASSED}/defective judgement: {text!r}")
+        out.append((images[-1], judgement == "defective"))
+    return out
+
+
+def warm_up_vision(model, processor, convs: list[dict], steps: int, lr: float, batch_size: int = 8,
+                   seed: int = 0) -> dict:
+    """Train the tower of ``model`` (in place) for ``steps`` batches; returns ``{"seconds", "log"}``, the log
+    holding the head's training loss and accuracy every 50 steps."""
+    import torch
+    from tqdm.auto import tqdm
+
+    examples = judgement_examples(convs)
+    tower = vision_tower(model)
+    trainable = [p for p in tower.parameters() if p.requires_grad]
+    if not trainable:
+        raise WarmupError("the vision tower has no trainable weights (frozen, or finetune_vision=False)")
+    param = trainable[0]
+    merge = getattr(processor.image_processor, "merge_size", 2)     # patches merged into one token, per side
+    rng = np.random.default_rng(seed)
+    head = None
+    log, t0, window = [], time.perf_counter(), []
+    tower.train()
+    for step in tqdm(range(1, steps + 1), desc="vision warm-up", leave=False):
+        chosen = [examples[i] for i in rng.integers(0, len(examples), batch_size)]
+        x = processor.image_processor(images=[im.convert("RGB") for im, _ in chosen], return_tensors="pt")
+        feats = tower(x["pixel_values"].to(param.device, param.dtype), grid_thw=x["image_grid_thw"].to(param.device))
+        feats = getattr(feats, "pooler_output", feats)
+        tokens = (x["image_grid_thw"].prod(-1) // merge ** 2).tolist()       # images may differ in size
+        feats = torch.stack([f.max(0).values for f in feats.split(tokens)])   # each feature's strongest token
+        if head is None:
+            head = torch.nn.Linear(feats.shape[-1], 1).to(param.device, param.dtype)
+            opt = torch.optim.AdamW([*trainable, *head.parameters()], lr=lr, weight_decay=0.0)
+        y = torch.tensor([d for _, d in chosen], dtype=feats.dtype, device=feats.device)
+        logits = head(feats).squeeze(-1)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        window.append((loss.item(), ((logits > 0) == (y > 0)).float().mean().item()))
+        if step % 50 == 0 or step == steps:
+            log.append({"step": step, "loss": round(float(np.mean([w[0] for w in window])), 4),
+                        "accuracy": round(float(np.mean([w[1] for w in window])), 3)})
+            window = []
+    tower.zero_grad(set_to_none=True)
+    return {"seconds": round(time.perf_counter() - t0, 1), "log": log}
