@@ -25,6 +25,7 @@ def main(argv=None):
     from qeu_vlm.answer import answer_for
     from qeu_vlm.config import Config
     from qeu_vlm.tiny_model import build_tiny_vlm, load_tiny_vlm
+    from qeu_vlm.vision_warmup import image_tokens, vision_tower
 
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("--pool", choices=POOLS, required=True)
@@ -45,22 +46,20 @@ def main(argv=None):
     cfg = Config().learn()
     model, processor = load_tiny_vlm(build_tiny_vlm(tempfile.mkdtemp(), seed=args.seed, size=cfg.tiny_size,
                                                     max_pixels=cfg.max_pixels, **cfg.tiny_overrides))
-    tower = model.model.visual
+    tower = vision_tower(model)
     width = model.config.text_config.hidden_size
     ds = load_from_disk(f"{args.twin}/dataset")
     train, test = (ds[name] for name in sorted(ds, key=lambda s: "test" in s))
 
     def batch(records):
-        x = processor.image_processor(images=[r["image"].convert("RGB").resize(size) for r in records],
-                                      return_tensors="pt")
+        x = [r["image"].convert("RGB").resize(size) for r in records]
         y = torch.tensor([answer_for(r).judgement != "passed" for r in records], dtype=torch.float)
         return x, y
 
     head, query = torch.nn.Linear(width, 1), torch.nn.Parameter(torch.randn(width) * 0.02)
 
     def logits(x):
-        f = tower(x["pixel_values"], grid_thw=x["image_grid_thw"])
-        f = getattr(f, "pooler_output", f).view(len(x["image_grid_thw"]), -1, width)   # (image, token, feature)
+        f = torch.stack(image_tokens(tower, processor, x))                  # (image, token, feature)
         if args.pool == "max":
             pooled = f.max(1).values
         elif args.pool == "mean":

@@ -27,6 +27,17 @@ def vision_tower(model):
     raise WarmupError(f"{type(model).__name__} has no 'visual' module to warm up")
 
 
+def image_tokens(tower, processor, images: list) -> list:
+    """Each image's tokens as the tower outputs them (after its merger): one (tokens, features) tensor per image,
+    on the tower's device and in its dtype."""
+    param = next(tower.parameters())
+    merge = getattr(processor.image_processor, "merge_size", 2)     # patches merged into one token, per side
+    x = processor.image_processor(images=[im.convert("RGB") for im in images], return_tensors="pt")
+    feats = tower(x["pixel_values"].to(param.device, param.dtype), grid_thw=x["image_grid_thw"].to(param.device))
+    feats = getattr(feats, "pooler_output", feats)
+    return list(feats.split((x["image_grid_thw"].prod(-1) // merge ** 2).tolist()))   # images may differ in size
+
+
 def judgement_examples(convs: list[dict]) -> list[tuple]:
     """(test image, defective?) of each conversation: the last image of its last user turn, and its answer's
     judgement. A conversation without an answer, or whose answer does not read, is an error naming it."""
@@ -61,18 +72,13 @@ def warm_up_vision(model, processor, convs: list[dict], steps: int, lr: float, b
     if not trainable:
         raise WarmupError("the vision tower has no trainable weights (frozen, or finetune_vision=False)")
     param = trainable[0]
-    merge = getattr(processor.image_processor, "merge_size", 2)     # patches merged into one token, per side
     rng = np.random.default_rng(seed)
     head = None
     log, t0, window = [], time.perf_counter(), []
     tower.train()
     for step in tqdm(range(1, steps + 1), desc="vision warm-up", leave=False):
         chosen = [examples[i] for i in rng.integers(0, len(examples), batch_size)]
-        x = processor.image_processor(images=[im.convert("RGB") for im, _ in chosen], return_tensors="pt")
-        feats = tower(x["pixel_values"].to(param.device, param.dtype), grid_thw=x["image_grid_thw"].to(param.device))
-        feats = getattr(feats, "pooler_output", feats)
-        tokens = (x["image_grid_thw"].prod(-1) // merge ** 2).tolist()       # images may differ in size
-        feats = torch.stack([f.max(0).values for f in feats.split(tokens)])   # each feature's strongest token
+        feats = torch.stack([f.max(0).values for f in image_tokens(tower, processor, [im for im, _ in chosen])])
         if head is None:
             head = torch.nn.Linear(feats.shape[-1], 1).to(param.device, param.dtype)
             opt = torch.optim.AdamW([*trainable, *head.parameters()], lr=lr, weight_decay=0.0)
