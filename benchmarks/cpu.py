@@ -36,10 +36,12 @@ def run(quick: bool = False) -> list[tuple]:
     from qeu_vlm.config import Config
     from qeu_vlm.conversation import convert, shot_plan
     from qeu_vlm.data import load_pools
-    from qeu_vlm.inspection import generate
+    from qeu_vlm.generation import generate
     from qeu_vlm.pipeline import prepare, train_step
     from qeu_vlm.synth import SynthConfig, write_twin
-    from qeu_vlm.train import backend_form, load_model, make_collator
+    from qeu_vlm.batching import make_collator
+    from qeu_vlm.conversation import with_image_list
+    from qeu_vlm.model import load_model
 
     n_twin, n_conv, n_batches, steps, n_inspect = (200, 100, 5, 4, 8) if quick else (2000, 1000, 40, 30, 64)
     rows = []
@@ -62,7 +64,7 @@ def run(quick: bool = False) -> list[tuple]:
         Path(cfg.run_dir).mkdir()
         model, processor = load_model(cfg, Path(cfg.run_dir), "hf")
         collator = make_collator(cfg, model, processor, "hf")
-        samples = backend_form(convs[:8], "hf")
+        samples = [with_image_list(c) for c in convs[:8]]
         collator(samples)                                           # warm-up
         dt, _ = _timed(lambda: [collator(samples) for _ in range(n_batches)])
         rows.append(("collator (TRL + loss mask)", f"{n_batches} batches of 8", f"{dt:.1f} s",

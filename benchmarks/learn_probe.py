@@ -22,10 +22,10 @@ def main(argv=None):
     from transformers import TrainerCallback
 
     from qeu_vlm.answer import answer_for
-    from qeu_vlm.inspection import inspect
+    from qeu_vlm.generation import predict
     from qeu_vlm.metrics import score_rows
     from qeu_vlm.pipeline import prepare
-    from qeu_vlm.train import train
+    from qeu_vlm.training import train
 
     from .localization import learn_config
 
@@ -56,7 +56,7 @@ def main(argv=None):
             if state.global_step % args.every:
                 return
             model.eval()
-            rows = inspect(model, self.processor, test, convs, truths, run / "probe.jsonl", batch_size=16,
+            rows = predict(model, self.processor, test, convs, truths, run / "probe.jsonl", batch_size=16,
                            max_new_tokens=cfg.max_new_tokens)
             model.train()
             s = score_rows(rows)["all"]

@@ -50,6 +50,7 @@ class Config:
     batch_size: int | None = None
     grad_accum: int | None = None
     learning_rate: float = 1.5e-4
+    optim: str | None = None           # None: adamw_8bit on a CUDA GPU (as the original runs), adamw_torch on CPU
     lr_schedule: str = "linear"
     vision_learning_rate: float | None = None  # the vision tower's and merger's own peak rate; None: learning_rate
     balance_judgement: bool = False   # repeat the rarer judgement's training conversations until both are equal

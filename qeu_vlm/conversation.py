@@ -1,7 +1,7 @@
 """Record -> conversation: zero-shot (reference + test), one-shot (star turn first), composite.
 
-Conversations carry PIL images inline (``{"type": "image", "image": img}``), the form Unsloth's vision
-collator takes; ``for_trl`` moves them to an ``images`` list with placeholders, the form TRL takes.
+Conversations carry PIL images inline (``{"type": "image", "image": img}``), as Unsloth's notebooks build them;
+``with_image_list`` moves them to an ``images`` list with placeholders, the form both collators are given.
 """
 from __future__ import annotations
 
@@ -132,8 +132,10 @@ def as_text(conv: dict) -> str:
     return "\n\n".join(out)
 
 
-def for_trl(conv: dict) -> dict:
-    """TRL's vision form: placeholders in the messages, the images in order in ``images``."""
+def with_image_list(conv: dict) -> dict:
+    """Placeholders in the messages, the images in order in ``images``: the form TRL's collator reads, and the one
+    Unsloth's collator passes to the processor as they are (inline images it first resamples to 28-px multiples, so
+    its pixels would differ from TRL's)."""
     msgs = [{"role": m["role"], "content": [{"type": "image"} if c["type"] == "image" else c for c in m["content"]]}
             for m in conv["messages"]]
     return {"messages": msgs, "images": images_of(conv)}

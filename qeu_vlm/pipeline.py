@@ -10,16 +10,18 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from . import backend as backends
 from .answer import answer_for, format_answer
 from .config import Config
 from .conversation import balance_judgements, convert, shot_plan
 from .data import DataError, load_pools, load_records
 from .domain import PASSED, parse_bbox
-from .inspection import inspect
+from .generation import predict
 from .metrics import fmt_metric, score_rows
 from .plots import evaluation_plots, example_figure, learning_curves, sample_sheet
 from .synth import SynthConfig, Twin, write_twin
-from .train import load_model, resolve_backend, train
+from .model import load_model
+from .training import train
 
 SPLITS = ("CYLNimages_train_1015", "CYLNimages_test_1015")
 HEADLINE = ("format_valid", "judgement_balanced_accuracy", "mode_accuracy", "position_exact", "within_one_pin",
@@ -106,6 +108,7 @@ def prepare(cfg: Config) -> Prepared:
 
 
 def train_step(cfg: Config, prepared: Prepared | None = None):
+    backends.choose(cfg.backend)
     p = prepared or prepare(cfg)
     trainer = train(cfg, p.train_convs, p.eval_convs, p.run)
     plot_step(p.run)
@@ -141,16 +144,16 @@ def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=No
 
     ``prepared``: what ``prepare(cfg)`` returned, so a caller running several steps loads the data once.
     """
+    backend = backends.choose(cfg.backend)
     p = prepared or prepare(cfg)
     run, test = p.run, p.test
-    backend = resolve_backend(cfg)
     if model is None:
         model, processor = load_model(cfg, run, backend, adapter=str(run / "adapter") if which == "finetuned" else None)
     truths = [answer_for(r) for r in test]
     rows = []
     for shot, cs in p.infer.items():
-        new = inspect(model, processor, test, cs, truths, run / f"predictions_{which}_{shot}.jsonl",
-                      batch_size=cfg.inspect_batch_size, max_new_tokens=cfg.max_new_tokens)
+        new = predict(model, processor, test, cs, truths, run / f"predictions_{which}_{shot}.jsonl",
+                      batch_size=cfg.inspect_batch_size, max_new_tokens=cfg.max_new_tokens, backend=backend)
         example_figure(cs[0], new[0]["text"], format_answer(truths[0]), run / f"example_{which}_{shot}.png")
         rows += new
     evaluation_plots(rows, run / f"evaluation_{which}.png", title=which)
@@ -167,7 +170,7 @@ def baseline_step(cfg: Config, prepared=None) -> dict:
     import numpy as np
 
     from .baseline import Baseline
-    from .inspection import prediction_row, write_jsonl
+    from .generation import prediction_row, write_jsonl
 
     p = prepared or prepare(cfg)
     run, pools = p.run, p.pools
@@ -187,12 +190,13 @@ def baseline_step(cfg: Config, prepared=None) -> dict:
 
 def run_replay(cfg: Config) -> dict:
     t0 = time.perf_counter()
+    backend = backends.choose(cfg.backend)
     prepared = prepare(cfg)
     base = inspect_step(cfg, "base", prepared=prepared)
     baseline = baseline_step(cfg, prepared)
     trainer = train_step(cfg, prepared)
     tuned = inspect_step(cfg, "finetuned", trainer.model, trainer.processing_class, prepared)
-    metrics = {"base": base, "finetuned": tuned, "baseline": baseline, "backend": resolve_backend(cfg), "model": cfg.model,
+    metrics = {"base": base, "finetuned": tuned, "baseline": baseline, "backend": backend, "model": cfg.model,
                "train_records": len(prepared.train_convs), "eval_records": len(prepared.eval_convs),
                "test_records": len(prepared.test),
                "answers_seen": tuned["answers_seen"], "seconds": round(time.perf_counter() - t0, 1)}

@@ -18,6 +18,9 @@ GPUS = {"T4": 15.0, "L4": 22.0, "A100": 40.0}     # GiB usable (the cards' 16/24
 IMAGE = (410, 280)                                 # the datasets' image size (width, height)
 IMAGES = {"zero": 2, "one": 3, "composite": 1}
 QWEN_MAX_PIXELS = 28 * 28 * 1280   # Qwen-VL processors' default cap
+MLLAMA_TILE = 560                  # Llama-3.2-Vision's tile side
+MLLAMA_MAX_TILES = 4               # its processor's default, and the tile slots its vision tower is built for
+PIXTRAL_MAX_EDGE = 1024            # Pixtral-12B's default longest edge: its 2D rotary table covers 1024 / 16 patches
 CHARS_PER_TOKEN = 4.0            # English prose in the real BPE vocabularies (no real tokenizer offline to count)
 
 
@@ -85,6 +88,29 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
     return h, w
 
 
+def mllama_tiles(max_pixels: int | None) -> int:
+    """Llama-3.2-Vision's tile count for a pixel cap: whole 560x560 tiles, 1 to 4 (None: the default 4).
+
+    >>> mllama_tiles(448 * 308), mllama_tiles(2 * 560 * 560), mllama_tiles(None)
+    (1, 2, 4)
+    """
+    if max_pixels is None:
+        return MLLAMA_MAX_TILES
+    return min(MLLAMA_MAX_TILES, max(1, max_pixels // (MLLAMA_TILE * MLLAMA_TILE)))
+
+
+def pixtral_longest_edge(max_pixels: int | None, width: int = IMAGE[0], height: int = IMAGE[1]) -> int:
+    """Pixtral caps an image by its longest edge: the edge at which an image of the datasets' aspect holds
+    ``max_pixels``, at most the default 1024 (None: 1024).
+
+    >>> pixtral_longest_edge(512 * 352), pixtral_longest_edge(None)
+    (513, 1024)
+    """
+    if max_pixels is None:
+        return PIXTRAL_MAX_EDGE
+    return min(PIXTRAL_MAX_EDGE, int(math.sqrt(max_pixels * max(width, height) / min(width, height))))
+
+
 def mllama_canvas(height: int, width: int, max_tiles: int = 4, tile: int = 560) -> tuple[int, int]:
     """Llama-3.2-Vision: the tile arrangement needing the least upscaling (else the least downscaling)."""
     options = [(a, b) for a in range(1, max_tiles + 1) for b in range(1, max_tiles + 1) if a * b <= max_tiles]
@@ -102,12 +128,13 @@ def image_cost(family: str, width: int = IMAGE[0], height: int = IMAGE[1], max_p
         merged = (h // (patch * 2)) * (w // (patch * 2))
         return ImageCost(merged + 2, merged * 4, (w, h))           # + vision start/end; 2x2 patches merge to one
     if family == "mllama":
-        rows, cols = mllama_canvas(height, width)
+        tiles = mllama_tiles(max_pixels)
+        rows, cols = mllama_canvas(height, width, tiles)
         per_tile = (560 // 14) ** 2 + 1
         per_tile += (8 - per_tile % 8) % 8                         # padded to a multiple of 8
-        return ImageCost(1, 4 * per_tile, (cols * 560, rows * 560))  # all 4 tile slots run, padded ones masked
+        return ImageCost(1, tiles * per_tile, (cols * 560, rows * 560))  # every tile slot runs, padded ones masked
     if family == "pixtral":
-        longest = 1024 if max_pixels is None else int(math.sqrt(max_pixels * max(width, height) / min(width, height)))
+        longest = pixtral_longest_edge(max_pixels)                 # one cap for every image, as the processor's
         ratio = max(height / longest, width / longest, 1.0)
         h, w = int(height / ratio), int(width / ratio)
         rows, cols = math.ceil(h / 16), math.ceil(w / 16)
@@ -233,9 +260,9 @@ def plan(preset: str, gpus=tuple(GPUS), **kw) -> Plan:
     return p
 
 
-def preflight(cfg, lengths: list[int]) -> str:
+def preflight(cfg, lengths: list[int], backend: str) -> str:
     """The pre-training check: on a GPU, warn when the estimate does not fit it (naming the fix); on CPU, report
-    the token budget. Returns the message it logged."""
+    the token budget. ``backend``: "unsloth" or "hf" (which checkpointing runs). Returns the message it logged."""
     import logging
 
     import torch
@@ -247,9 +274,7 @@ def preflight(cfg, lengths: list[int]) -> str:
     if torch.cuda.is_available() and cfg.model in ARCHS:
         total = torch.cuda.get_device_properties(0).total_memory / GIB - 1.0
         shot = "one" if cfg.one_shot_first else "zero"
-        from .train import resolve_backend
-
-        mode = ("unsloth" if resolve_backend(cfg) == "unsloth" else "standard") if cfg.gradient_checkpointing else "none"
+        mode = ("unsloth" if backend == "unsloth" else "standard") if cfg.gradient_checkpointing else "none"
         p = estimate(Setting(cfg.model, shot, cfg.max_pixels, cfg.batch_size, cfg.grad_accum, lora_r=cfg.lora_r,
                              finetune_vision=cfg.finetune_vision, finetune_language=cfg.finetune_language,
                              checkpointing=mode))

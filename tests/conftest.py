@@ -1,6 +1,32 @@
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
 
 from qeu_vlm.synth import SynthConfig, write_twin
+
+sys.path.insert(0, str(Path(__file__).parent))     # tests/unsloth_seam.py, for tests and their subprocesses
+HAS_UNSLOTH = importlib.util.find_spec("unsloth") is not None
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "unsloth: runs Unsloth's own code on CPU (the Colab lane, where it is installed)")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds; `-m 'not slow'` is the quick loop")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without Unsloth (the usual lane) its tests are deselected, and said so; with it (the Colab lane) they run
+    last, because importing Unsloth patches TRL for the rest of the process."""
+    marked = [i for i in items if "unsloth" in i.keywords]
+    if not HAS_UNSLOTH:
+        if marked:
+            config.hook.pytest_deselected(items=marked)
+            items[:] = [i for i in items if "unsloth" not in i.keywords]
+            print(f"\n{len(marked)} Unsloth tests deselected: unsloth is not installed here "
+                  "(STACK=colab bash scripts/test.sh runs them)")
+        return
+    items[:] = [i for i in items if "unsloth" not in i.keywords] + marked
 
 
 @pytest.fixture(scope="session")

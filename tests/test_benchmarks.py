@@ -5,6 +5,7 @@ import pytest
 
 from qeu_vlm.planner import ARCHS
 from qeu_vlm.presets import PRESETS
+from qeu_vlm.random_models import random_config
 
 from benchmarks import cpu, gpu
 
@@ -30,13 +31,13 @@ def test_gpu_script_runs_on_cpu_with_the_tiny_model(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))
-def test_gpu_script_builds_each_presets_real_architecture(preset):
+def test_random_models_build_each_presets_real_architecture(preset):
     """The random model has the published parameter count (config only: weights on the meta device)."""
     import torch
     from transformers import AutoModelForImageTextToText
 
     with torch.device("meta"):
-        model = AutoModelForImageTextToText.from_config(gpu.random_config(preset))
+        model = AutoModelForImageTextToText.from_config(random_config(preset))
     billions = sum(p.numel() for p in model.parameters()) / 1e9
     assert abs(billions / ARCHS[preset].params_b - 1) < 0.05, (preset, billions)
 

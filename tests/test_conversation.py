@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from qeu_vlm import parse_answer
-from qeu_vlm.conversation import convert, for_trl, images_of, shot_plan, to_conversation
+from qeu_vlm.conversation import convert, with_image_list, images_of, shot_plan, to_conversation
 from qeu_vlm.data import decode, load_pools
 
 
@@ -31,7 +31,7 @@ def test_inference_variant_and_trl_form(twin, pools):
     rec = twin.splits["CYLNimages_train_1015"][1]
     inf = to_conversation(rec, pools, "one", np.random.default_rng(0), with_answer=False)
     assert inf["messages"][-1]["role"] == "user"
-    t = for_trl(inf)
+    t = with_image_list(inf)
     assert len(t["images"]) == 3
     assert sum(c == {"type": "image"} for m in t["messages"] for c in m["content"]) == 3
 

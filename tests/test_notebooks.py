@@ -37,6 +37,22 @@ def test_conventions(path):
     assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 3
 
 
+def test_one_install_cell_follows_unsloths_recipe_with_the_colab_lanes_versions():
+    cells = {_code(nbformat.read(p, as_version=4))[0].source for p in NBS}
+    assert len(cells) == 1, "the install cell differs between notebooks"
+    cell = cells.pop()
+    lane = dict(line.split("==") for line in (NBS[0].parent.parent / "requirements-colab.txt").read_text().split("\n")
+                if "==" in line and not line.startswith("#"))
+    lane = {k.lower().replace("_", "-"): v for k, v in lane.items()}
+    pins = re.findall(r'"([A-Za-z0-9_.-]+)==([^"]+)"', cell)
+    assert {"unsloth", "unsloth_zoo", "transformers", "trl", "peft"} <= {name for name, _ in pins}
+    for name, version in pins:
+        if name != "xformers":                            # chosen by Colab's torch, as Unsloth's recipe does
+            assert lane[name.lower().replace("_", "-")] == version, (name, version)
+    assert '"--no-deps", "qeu_vlm @ git+' in cell and "torch\"" not in cell   # Colab's CUDA torch is kept
+    assert "if pip.returncode:" in cell and "capture_output=True" in cell      # quiet on success, loud on failure
+
+
 def test_all_notebooks_run_in_order_in_smoke_mode(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_secret_never_shown")
     seconds = run_notebooks(tmp_path, smoke=True)

@@ -77,7 +77,7 @@ def test_verdicts_and_cheapest_fix():
 
 
 def test_preflight_reports_the_token_budget_on_cpu(capsys):
-    msg = preflight(Config().smoke(), [300, 420, 380])
+    msg = preflight(Config().smoke(), [300, 420, 380], "hf")
     assert msg.startswith("token budget: 3 samples, 300-420 tokens")
     assert "token budget" in capsys.readouterr().out
 

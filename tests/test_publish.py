@@ -4,7 +4,7 @@ import pytest
 
 from qeu_vlm.config import Config
 from qeu_vlm.publish import export_merged, model_card, push_adapter
-from qeu_vlm.train import load_model
+from qeu_vlm.model import load_model
 
 
 def _metrics(run):

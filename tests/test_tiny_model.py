@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from qeu_vlm.conversation import for_trl, to_conversation
+from qeu_vlm.conversation import with_image_list, to_conversation
 from qeu_vlm.data import load_pools
 
 
@@ -44,7 +44,7 @@ def test_conversations_feed_trl_collator_and_model(tiny, twin, twin_dir):
     rng = np.random.default_rng(0)
     recs = twin.splits["CYLNimages_train_1015"]
     batch = DataCollatorForVisionLanguageModeling(proc)(
-        [for_trl(to_conversation(recs[0], pools, "one", rng)), for_trl(to_conversation(recs[1], pools, "zero", rng))])
+        [with_image_list(to_conversation(recs[0], pools, "one", rng)), with_image_list(to_conversation(recs[1], pools, "zero", rng))])
     assert batch["image_grid_thw"].shape[0] == 5                      # 3 + 2 images
     n_img = (batch["input_ids"] == proc.image_token_id).sum(1)
     assert n_img[0] > n_img[1] > 0

@@ -7,7 +7,8 @@ from PIL import Image
 
 from qeu_vlm.answer import Answer, format_answer
 from qeu_vlm.config import Config
-from qeu_vlm.train import load_model, train
+from qeu_vlm.model import load_model
+from qeu_vlm.training import train
 from qeu_vlm.vision_warmup import WarmupError, judgement_examples, vision_tower, warm_up_vision
 
 

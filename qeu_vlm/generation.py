@@ -1,6 +1,8 @@
-"""Inspection: batched greedy generation over conversations -> predictions JSONL -> scores.
+"""Generation: batched greedy answers to inference conversations -> parsed predictions JSONL.
 
-Works for a base model and for base + adapter, so before/after is one call each.
+Works for a base model and for base + adapter, so before/after is one call each. As in Unsloth's notebooks the
+model is switched to inference mode first (``FastVisionModel.for_inference`` on the Unsloth backend), and generation
+stops at the model family's own end of turn, read off its chat template and generation config.
 """
 from __future__ import annotations
 
@@ -11,27 +13,39 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .answer import parse_answer
-from .conversation import for_trl
+from .batching import answer_markers
+from .conversation import with_image_list
+from .model import for_inference
+
+
+def stop_ids(model, tokenizer) -> list[int]:
+    """The ids that end an answer: the end of an assistant turn in the tokenizer's chat template (``<|im_end|>``
+    for Qwen, ``<|eot_id|>`` for Llama 3.2, ``</s>`` for Pixtral) and the model's own end-of-sequence ids."""
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    return sorted({answer_markers(tokenizer)[1], *eos})
 
 
 def generate(model, processor, convs: list[dict], batch_size: int = 8, max_new_tokens: int = 64,
-             progress: bool = True) -> list[tuple[str, float]]:
+             progress: bool = True, backend: str = "hf") -> list[tuple[str, float]]:
     """Greedy answers for inference conversations (no final answer), with seconds per record."""
     import torch
 
     tok = processor.tokenizer
     tok.padding_side = "left"                      # generation continues from the right edge
-    model.eval()
+    for_inference(model, backend)
+    stop = stop_ids(model, tok)
     out = []
     for i in tqdm(range(0, len(convs), batch_size), desc="inspecting", disable=not progress):
-        chunk = [for_trl(c) for c in convs[i:i + batch_size]]
+        chunk = [with_image_list(c) for c in convs[i:i + batch_size]]
         texts = [processor.apply_chat_template(c["messages"], tokenize=False, add_generation_prompt=True) for c in chunk]
         images = [c["images"] for c in chunk]
         batch = processor(text=texts, images=images, return_tensors="pt", padding=True).to(model.device)
         t = time.perf_counter()
         with torch.inference_mode():
             ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"))
+                                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else stop[0],
+                                 eos_token_id=stop)
         dt = (time.perf_counter() - t) / len(chunk)
         new = ids[:, batch["input_ids"].shape[1]:]
         out += [(txt, dt) for txt in tok.batch_decode(new, skip_special_tokens=True)]
@@ -44,7 +58,7 @@ def prediction_row(text: str, truth, shot: str, image_type: str, seconds: float)
             "type": image_type, "seconds": round(seconds, 4)}
 
 
-def inspect(model, processor, records, convs: list[dict], truths, path, **kw) -> list[dict]:
+def predict(model, processor, records, convs: list[dict], truths, path, **kw) -> list[dict]:
     """Generate, parse and save one JSONL row per record: text, parsed, truth, shot, type, seconds."""
     rows = [prediction_row(text, truth, conv["shot"], rec["type"], dt)
             for rec, conv, truth, (text, dt) in zip(records, convs, truths, generate(model, processor, convs, **kw))]

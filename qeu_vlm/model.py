@@ -1,0 +1,174 @@
+"""Load the model and its processor, as Unsloth's notebooks do on a GPU, and with transformers + peft elsewhere.
+
+Unsloth, in the order its notebooks make the calls::
+
+    model, processor = FastVisionModel.from_pretrained(...)     # load_model
+    model = FastVisionModel.get_peft_model(model, ...)         # load_model (LoRA)
+    FastVisionModel.for_training(model)                         # for_training, then training.train
+    FastVisionModel.for_inference(model)                        # for_inference, then generation.generate
+
+The other backend makes the same steps with ``AutoModelForImageTextToText`` and ``peft``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .config import Config
+from .families import ModelError, cap_images, family_of, lora_targets
+from .presets import PRESETS
+
+
+def model_source(cfg: Config, run: Path) -> str:
+    """What to load: the offline tiny model (built into the run folder), a preset's Hub id, or a local folder."""
+    if cfg.model == "tiny":
+        from .tiny_model import build_tiny_vlm
+
+        path = Path(run) / "tiny_model"
+        if not (path / "config.json").exists():
+            build_tiny_vlm(path, seed=cfg.seed, max_pixels=cfg.max_pixels or 224 * 160, size=cfg.tiny_size,
+                           **(cfg.tiny_overrides or {}))
+        return str(path)
+    family_of(cfg.model)                         # an unknown name or a folder that is no VLM fails here, named
+    return PRESETS[cfg.model].hub_id if cfg.model in PRESETS else cfg.model
+
+
+def _family(cfg: Config) -> str:
+    return "qwen2.5-vl" if cfg.model == "tiny" else family_of(cfg.model)
+
+
+def _image_cap(cfg: Config) -> int | None:
+    preset = PRESETS.get(cfg.model)
+    return cfg.max_pixels or (preset.max_pixels if preset else None)
+
+
+def four_bit(cfg: Config) -> bool:
+    if cfg.load_in_4bit is not None:
+        return cfg.load_in_4bit
+    preset = PRESETS.get(cfg.model)
+    return bool(preset and preset.load_in_4bit)
+
+
+def check_adapter(adapter) -> Path:
+    """The adapter folder, after checking it holds trained weights and that its base model can be found."""
+    adapter = Path(adapter)
+    if not adapter.is_dir():
+        raise ModelError(f"{adapter}: no adapter folder here; train first (notebook 03, or python -m qeu_vlm train)")
+    config = adapter / "adapter_config.json"
+    if config.exists():
+        base = json.loads(config.read_text()).get("base_model_name_or_path")
+        # A local base that moved (a run folder copied off Drive, say) would otherwise fail deep inside peft.
+        if not base or (base.startswith(("/", ".")) and not Path(base).exists()):
+            raise ModelError(f"{adapter}: its base model {base!r} cannot be found; put the base model back there, "
+                             "or set base_model_name_or_path in adapter_config.json to where it is now")
+    elif not (adapter / "config.json").exists():
+        raise ModelError(f"{adapter}: neither a LoRA adapter (adapter_config.json) nor a full model (config.json)")
+    return adapter
+
+
+def load_model(cfg: Config, run: Path, backend: str, adapter=None):
+    """``(model, processor)`` for the backend, images capped at the run's ``max_pixels``; LoRA applied unless
+    ``full_finetune``; ``adapter``: a trained adapter folder to load instead (base + LoRA, or a full model)."""
+    path = model_source(cfg, run)
+    adapter = check_adapter(adapter) if adapter else None
+    if backend == "unsloth":
+        model, processor = _load_unsloth(cfg, path, adapter)
+    else:
+        model, processor = _load_hf(cfg, path, adapter)
+    return model, cap_images(processor, _family(cfg), _image_cap(cfg))
+
+
+def _load_unsloth(cfg: Config, path: str, adapter: Path | None):
+    from unsloth import FastVisionModel
+
+    model, processor = FastVisionModel.from_pretrained(
+        str(adapter or path), load_in_4bit=four_bit(cfg), full_finetuning=cfg.full_finetune,
+        use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False)
+    if adapter is None and not cfg.full_finetune:
+        model = FastVisionModel.get_peft_model(
+            model, finetune_vision_layers=cfg.finetune_vision, finetune_language_layers=cfg.finetune_language,
+            finetune_attention_modules=cfg.finetune_attention, finetune_mlp_modules=cfg.finetune_mlp,
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0, bias="none", random_state=cfg.seed)
+    return model, processor
+
+
+def placement(cfg: Config) -> dict:
+    """``from_pretrained`` arguments that put the model on the GPU when there is one, 4-bit where asked,
+    with the settings Unsloth's 4-bit checkpoints use, so both backends compare at equal settings."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"dtype": torch.float32}
+    from .training import precision
+
+    half = torch.bfloat16 if precision()["bf16"] else torch.float16
+    out = {"device_map": {"": torch.cuda.current_device()}, "dtype": half}
+    if four_bit(cfg):
+        from transformers import BitsAndBytesConfig
+
+        out["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                        bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=half)
+    return out
+
+
+def _load_hf(cfg: Config, path: str, adapter: Path | None):
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    if cfg.model == "tiny" and adapter and cfg.full_finetune:
+        path, adapter = str(adapter), None   # a fully trained tiny model is saved whole in adapter/
+    where = placement(cfg)
+    model = AutoModelForImageTextToText.from_pretrained(path, **where)
+    if "quantization_config" in where:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    processor = _processor(path)
+    if adapter:
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, str(adapter)), processor
+    if cfg.full_finetune:
+        return model, processor
+    from peft import LoraConfig, get_peft_model
+
+    targets = lora_targets(model, vision=cfg.finetune_vision, language=cfg.finetune_language,
+                           attention=cfg.finetune_attention, mlp=cfg.finetune_mlp)
+    torch.manual_seed(cfg.seed)                # LoRA's A matrices start random, as Unsloth's random_state
+    return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                                            target_modules=targets, task_type="CAUSAL_LM")), processor
+
+
+def _processor(path: str):
+    from transformers import AutoProcessor
+
+    try:
+        processor = AutoProcessor.from_pretrained(path)
+    except (ImportError, ValueError, OSError):
+        processor = None
+    if not hasattr(processor, "image_processor"):
+        # A folder saved with the offline image-only processor: AutoProcessor fails or falls back to the tokenizer
+        from .tiny_model import load_processor
+
+        processor = load_processor(path)
+    return processor
+
+
+def for_training(model, backend: str):
+    """Unsloth's switch into training mode (gradient checkpointing on, generation flags off); ``train()`` else."""
+    if backend == "unsloth":
+        from unsloth import FastVisionModel
+
+        return FastVisionModel.for_training(model)
+    model.train()
+    return model
+
+
+def for_inference(model, backend: str):
+    """Unsloth's switch into its fast generation mode; ``eval()`` elsewhere."""
+    if backend == "unsloth":
+        from unsloth import FastVisionModel
+
+        return FastVisionModel.for_inference(model)
+    model.eval()
+    return model

@@ -1,0 +1,143 @@
+"""Fine-tune: conversations -> collator + loss mask -> SFTTrainer -> adapter, checkpoints and ``log_history.json``.
+
+The steps of Unsloth's vision notebooks, in their order::
+
+    backend.choose(cfg.backend)                   # Unsloth imported first, so TRL's SFTTrainer is its patched one
+    model, processor = load_model(cfg, run, ...)  # FastVisionModel.from_pretrained + get_peft_model
+    for_training(model, backend)                  # FastVisionModel.for_training
+    trainer = SFTTrainer(model, args=SFTConfig(...), data_collator=UnslothVisionDataCollator(...), ...)
+    trainer.train(); trainer.save_model(...)
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import backend as backends
+from .batching import TrainingError, make_collator, preflight
+from .config import Config
+from .conversation import with_image_list
+from .model import for_training, load_model
+from .presets import PRESETS
+
+__all__ = ["TrainingError", "train", "sft_config", "precision", "gpu_memory"]
+
+
+def precision() -> dict:
+    """fp16 on a T4 (no bf16), bf16 where supported, fp32 on CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"fp16": False, "bf16": False}
+    bf16 = torch.cuda.is_bf16_supported()
+    return {"fp16": not bf16, "bf16": bf16}
+
+
+def gpu_memory() -> dict:
+    """The GPU and its peak reserved memory in GB, as Unsloth's notebooks report them; ``{}`` on CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    props = torch.cuda.get_device_properties(0)
+    return {"gpu": props.name, "total_gb": round(props.total_memory / 2**30, 3),
+            "peak_reserved_gb": round(torch.cuda.max_memory_reserved() / 2**30, 3)}
+
+
+def _checkpointing_name() -> str:
+    from dataclasses import fields
+
+    from trl import SFTConfig
+
+    # transformers 5 renamed the flag; older releases know only the old name
+    names = {f.name for f in fields(SFTConfig)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
+def sft_config(cfg: Config, run: Path):
+    """TRL's ``SFTConfig`` for the run, as Unsloth's vision notebooks set it: the collator makes the batches
+    (``skip_prepare_dataset``), no truncation by the trainer, 8-bit AdamW on a GPU."""
+    import torch
+    from trl import SFTConfig
+
+    preset = PRESETS.get(cfg.model)
+    batch = cfg.batch_size or (preset.batch_size if preset else 2)
+    return SFTConfig(
+        output_dir=str(Path(run) / "checkpoints"), max_steps=cfg.max_steps, seed=cfg.seed, data_seed=cfg.seed,
+        per_device_train_batch_size=batch, per_device_eval_batch_size=batch,
+        gradient_accumulation_steps=cfg.grad_accum or (preset.grad_accum if preset else 1),
+        learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_schedule, warmup_steps=cfg.warmup_steps,
+        optim=cfg.optim or ("adamw_8bit" if torch.cuda.is_available() else "adamw_torch"),
+        logging_steps=cfg.logging_steps, eval_strategy="steps" if cfg.eval_steps else "no",
+        eval_steps=cfg.eval_steps or None, save_strategy="steps", save_steps=cfg.save_steps,
+        report_to="none", remove_unused_columns=False, max_length=None,
+        dataset_kwargs={"skip_prepare_dataset": True}, dataloader_num_workers=0,
+        **{_checkpointing_name(): cfg.gradient_checkpointing}, **precision())
+
+
+def _last_checkpoint(run: Path, resume: bool):
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(run) / "checkpoints"
+    return get_last_checkpoint(str(folder)) if resume and folder.exists() else None
+
+
+def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: bool = True, callbacks=None):
+    """Fine-tune on conversations (as ``to_conversation`` makes them) and save ``adapter/``
+    (safetensors), ``log_history.json``, ``train_stats.json`` and checkpoints under ``run``; resumes from the
+    latest checkpoint. Returns the trainer."""
+    backend = backends.choose(cfg.backend)       # before transformers, trl or peft is imported
+    import datasets
+    from transformers import set_seed
+
+    from .learn_hooks import extras
+    from .planner import preflight as memory_preflight
+
+    run = Path(run)
+    if cfg.eval_steps and not eval_convs:
+        raise TrainingError("eval asked for (eval_steps > 0) but there is nothing to evaluate: the eval split is empty")
+    set_seed(cfg.seed)
+    model, processor = load_model(cfg, run, backend)
+    collator = make_collator(cfg, model, processor, backend)
+    train_samples, eval_samples = [with_image_list(c) for c in train_convs], [with_image_list(c) for c in eval_convs]
+    lengths = preflight(collator, train_samples, range(len(train_samples)), cfg.max_length)
+    preflight(collator, eval_samples, range(len(eval_samples)), cfg.max_length, "eval")
+    (run / "plan.txt").write_text(memory_preflight(cfg, lengths, backend))
+    last = _last_checkpoint(run, resume)
+    more = extras(cfg, model, processor, collator, train_convs, run, resumed=bool(last))
+    for_training(model, backend)
+    # Unsloth's notebooks hand SFTTrainer a plain list; TRL takes a Dataset.
+    as_data = (lambda xs: xs or None) if backend == "unsloth" else (
+        lambda xs: datasets.Dataset.from_list(xs) if xs else None)
+    trainer = backends.sft_trainer_class()(
+        model=model, args=sft_config(cfg, run), train_dataset=as_data(train_samples),
+        eval_dataset=as_data(eval_samples), data_collator=collator, processing_class=processor,
+        callbacks=(callbacks or []) + more["callbacks"])
+    if more["optimizer"]:
+        trainer.optimizer = more["optimizer"](trainer)
+    if last and cfg.full_finetune and backend == "hf":
+        # transformers 5 Trainer reloads full weights with load_state_dict(strict=False) under the checkpoint's
+        # legacy key names, which match nothing in Qwen2.5-VL: it would silently resume from the initial weights.
+        # from_pretrained applies the key conversion; the Trainer still restores optimizer, scheduler and RNG.
+        model.load_state_dict(type(model).from_pretrained(last).state_dict())
+    before = gpu_memory()
+    out = trainer.train(resume_from_checkpoint=last)
+    _save(trainer, processor, run, backend, out, lengths, before, more["warmup"])
+    return trainer
+
+
+def _save(trainer, processor, run: Path, backend: str, out, lengths: list, before: dict, warm: dict | None):
+    after = gpu_memory()
+    stats = {"backend": backend, "steps": trainer.state.global_step, "runtime_s": round(out.metrics["train_runtime"], 1),
+             "tokens_per_sample": round(sum(lengths) / max(1, len(lengths)), 1),
+             "samples_per_s": round(out.metrics["train_samples_per_second"], 3), "device": after.get("gpu", "cpu"),
+             "trainer": type(trainer).__name__}
+    if warm:
+        stats["vision_warmup_s"] = warm["seconds"]
+    if after:
+        stats |= {"gpu_total_gb": after["total_gb"], "peak_reserved_gb": after["peak_reserved_gb"],
+                  "peak_for_training_gb": round(after["peak_reserved_gb"] - before["peak_reserved_gb"], 3)}
+    (run / "train_stats.json").write_text(json.dumps(stats, indent=1))
+    (run / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    trainer.save_model(str(run / "adapter"))
+    processor.save_pretrained(str(run / "adapter"))

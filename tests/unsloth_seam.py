@@ -1,0 +1,35 @@
+"""Run Unsloth's GPU path on a CPU, for tests only: the one seam, kept out of the package.
+
+On a GPU, ``import unsloth`` patches TRL (``trl.SFTTrainer`` becomes Unsloth's generated ``UnslothSFTTrainer``).
+On a CPU it picks a CPU backend; ``UNSLOTH_ALLOW_CPU=1`` forces its GPU-path import but then skips the TRL
+patches, so ``import_unsloth_as_on_a_gpu`` applies them as the GPU import does. ``install`` makes
+``qeu_vlm.backend`` see a GPU and load models through transformers + peft, which is what
+``FastVisionModel.from_pretrained`` (GPU only) would hand over; everything after that is Unsloth's own code.
+"""
+import os
+
+
+def import_unsloth_as_on_a_gpu() -> None:
+    os.environ["UNSLOTH_ALLOW_CPU"] = "1"
+    import unsloth  # noqa: F401
+
+    del os.environ["UNSLOTH_ALLOW_CPU"]
+    from unsloth.models.rl import PatchFastRL
+    from unsloth.trainer import _patch_trl_trainer
+
+    _patch_trl_trainer()          # what unsloth/_gpu_init.py runs at import
+    PatchFastRL()                 # what unsloth/models/llama.py runs at import: UnslothSFTTrainer
+
+
+def load_like_fast_vision_model(cfg, path, adapter):
+    from qeu_vlm import model
+
+    return model._load_hf(cfg, path, adapter)
+
+
+def install() -> None:
+    from qeu_vlm import backend, model
+
+    backend._gpu_visible = lambda: True
+    backend._import_unsloth = import_unsloth_as_on_a_gpu
+    model._load_unsloth = load_like_fast_vision_model
