@@ -37,7 +37,7 @@ def run(quick: bool = False) -> list[tuple]:
     from qeu_vlm.conversation import convert, shot_plan
     from qeu_vlm.data import load_pools
     from qeu_vlm.generation import generate
-    from qeu_vlm.pipeline import prepare, train_step
+    from qeu_vlm.steps import prepare, train_step
     from qeu_vlm.synth import SynthConfig, write_twin
     from qeu_vlm.batching import make_collator
     from qeu_vlm.conversation import with_image_list
@@ -56,8 +56,8 @@ def run(quick: bool = False) -> list[tuple]:
         pools = load_pools(d / "twin" / "drive")
         recs = train.select(range(min(n_conv, len(train))))
         dt, convs = _timed(lambda: convert(recs, pools, shot_plan(len(recs), one_shot_first=len(recs) // 3)))
-        rows.append(("conversion", f"{len(recs)} records (1/3 one-shot)", f"{dt:.1f} s", f"{len(recs) / dt:.0f} records/s",
-                     "", ""))
+        rows.append(("conversion", f"{len(recs)} records (1/3 one-shot)", f"{dt:.1f} s",
+                     f"{len(recs) / dt:.0f} records/s", "", ""))
 
         cfg = replace(Config(run_dir=str(d / "run")).smoke(), n_train=max(48, 8 * steps // 4), max_steps=steps,
                       eval_steps=0, save_steps=10_000, n_eval=0, n_inspect=n_inspect, n_test=n_inspect)
@@ -86,9 +86,10 @@ def run(quick: bool = False) -> list[tuple]:
                                               progress=False))
         ratio = t_single / t_batched
         rows.append(("inspection, batched 16 vs one-by-one", f"{len(infer)} samples",
-                     f"{t_batched:.1f} s vs {t_single:.1f} s", f"{ratio:.1f}x", ">= 4x", "met" if ratio >= 4 else "MISSED"))
+                     f"{t_batched:.1f} s vs {t_single:.1f} s", f"{ratio:.1f}x", ">= 4x",
+                     "met" if ratio >= 4 else "MISSED"))
 
-        args = ["--n-train", "48", "--n-test", "16", "--steps", "4", "--n-inspect", "8"] if quick else []
+        args = ["--n-train", "48", "--n-test", "16", "--max-steps", "4", "--n-inspect", "8"] if quick else []
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
         dt, res = _timed(lambda: subprocess.run([sys.executable, "-m", "qeu_vlm", "replay", "--out", str(d / "replay")]
                                                 + args, capture_output=True, text=True, env=env))

@@ -1,35 +1,90 @@
-"""Headless commands: ``python -m qeu_vlm {synth,validate,score,replay}``."""
+"""Headless commands: ``python -m qeu_vlm {synth,validate,score,replay,train,plot,inspect,plan,notebooks}``.
+
+The settings flags are made from the dataclasses that hold the settings (``Config``, ``SynthConfig``, the planner's
+``Setting``), one flag per field, so no flag can drift from what it sets. (TRL's scripts do this with transformers'
+``HfArgumentParser``; importing transformers here would come before the backend is chosen.)
+``python -m qeu_vlm learn`` is the research's command (``qeu_vlm.research.learn``).
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
+import types
+import typing
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 
-from .domain import ORIGINAL_DEFECT_PINS
+from .config import Config
+from .planner import Setting
+from .synth import SynthConfig
+
+# The smoke replay the README's first command runs: the smoke model and steps on a somewhat larger twin.
+SMOKE_REPLAY = dict(n_train=200, n_test=60, one_shot_first=50, max_steps=20, n_inspect=24)
 
 
-def _synth_config(a):
-    from .synth import SynthConfig
+def _parse_as(kind):
+    """(argparse type, nargs) for a field's type: ``int | None`` -> int; tuples take several values."""
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        kind = args[0]
+    if kind is tuple or typing.get_origin(kind) is tuple:
+        return _scalar, "+"
+    if kind is dict:
+        return json.loads, None
+    return kind, None
 
-    pins = {"all": None, "original": ORIGINAL_DEFECT_PINS}.get(a.defect_pins, None)
-    if a.defect_pins not in ("all", "original"):
-        pins = tuple(a.defect_pins.split(","))
-    return SynthConfig(n_train=a.n_train, n_test=a.n_test, seed=a.seed, passed_fraction=a.passed_fraction,
-                       defect_pins=pins)
+
+def _scalar(text: str):
+    """A tuple element: a number where it reads as one (an image size), else the text (a shot mode)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def add_fields(parser, cls, skip=()) -> None:
+    """One ``--field-name`` per dataclass field, default None (keep the profile's value)."""
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(f"{cls.__name__} fields")
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        kind, nargs = _parse_as(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"(default {default})")
+        else:
+            group.add_argument(flag, type=kind, nargs=nargs, default=None, metavar=f.name.upper(),
+                               help=f"(default {default})")
+
+
+def given(a, cls, skip=()) -> dict:
+    """The fields of ``cls`` set on the command line, as values of the field's type."""
+    out = {}
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        value = getattr(a, f.name, None)
+        if value is not None:
+            out[f.name] = tuple(value) if isinstance(value, list) else value
+    return out
 
 
 def cmd_synth(a):
+    import time
+
     from .synth import write_twin
 
     t = time.perf_counter()
-    twin = _synth_config(a).generate()
-    out = write_twin(twin, a.out)
-    n = a.n_train + a.n_test
+    synth = SynthConfig(**given(a, SynthConfig))
+    out = write_twin(synth.generate(), a.out)
+    n = synth.n_train + synth.n_test
     dt = time.perf_counter() - t
     print(f"wrote {n} records + pools to {out} in {dt:.1f} s ({n / dt:.0f} records/s)")
-    return out
 
 
 def cmd_validate(a):
@@ -43,72 +98,51 @@ def cmd_validate(a):
 def cmd_score(a):
     from .metrics import score_jsonl
 
-    m = score_jsonl(a.predictions)
-    text = json.dumps(m, indent=2)
+    text = json.dumps(score_jsonl(a.predictions), indent=2)
     if a.out:
         Path(a.out).write_text(text)
     print(text)
 
 
-def cmd_replay(a):
-    """The main job: the whole replay on the synthetic twin with the tiny offline model (--full: the preset's recipe)."""
-    from .config import Config
-    from .pipeline import run_replay
+def replay_config(a) -> Config:
+    """The smoke replay (default) or, with ``--full``, the preset's recipe; any Config flag overrides either."""
+    cfg = Config(run_dir=a.out) if a.full else replace(Config(run_dir=a.out).smoke(), **SMOKE_REPLAY)
+    return replace(cfg, **given(a, Config, skip=("run_dir", "smoke_mode")))
 
-    cfg = Config(run_dir=a.out, n_train=a.n_train, n_test=a.n_test, seed=a.seed, one_shot_first=a.one_shot_first)
-    if a.smoke:
-        cfg = cfg.smoke()
-        cfg.n_train, cfg.n_test, cfg.max_steps, cfg.n_inspect = a.n_train, a.n_test, a.steps, a.n_inspect
-        cfg.one_shot_first = a.one_shot_first
-    m = run_replay(cfg)
-    print(open(f"{a.out}/report.md").read())
+
+def cmd_replay(a):
+    """The main job: the whole replay on the synthetic twin with the tiny offline model (--full: the preset's)."""
+    from .steps import run_replay
+
+    m = run_replay(replay_config(a))
+    print((Path(a.out) / "report.md").read_text())
     print(f"run folder: {a.out} ({m['seconds']} s)")
     return 0
 
 
-def _run_config(a):
-    from .config import Config
-
+def _run_config(a) -> Config:
     path = Path(a.run) / "config.json"
     if not path.exists():
-        raise SystemExit(f"{path}: no config; start the run with 'replay' or write a Config there")
+        raise SystemExit(f"{path}: no config; start the run with 'replay' or notebook 01")
     return Config.load(path)
 
 
 def cmd_train(a):
-    from .pipeline import train_step
+    from .steps import train_step
 
     train_step(_run_config(a))
 
 
 def cmd_inspect(a):
-    from .pipeline import inspect_step
+    from .steps import inspect_step
 
     print(json.dumps(inspect_step(_run_config(a), a.which)["by_shot"], indent=1))
 
 
 def cmd_plot(a):
-    from .pipeline import plot_step
+    from .steps import plot_step
 
     print(plot_step(a.run))
-
-
-def cmd_learn(a):
-    """The learn profile and its ablation: a from-scratch tiny VLM trained on CPU for a fixed time budget."""
-    from dataclasses import replace
-
-    from .config import Config
-    from .pipeline import run_learn
-
-    cfg = Config(run_dir=a.out, seed=a.seed).learn()
-    # the step cap (and with it the cosine schedule) scales with the budget, so a longer run is not cut at 10 min's;
-    # the vision warm-up shrinks with a shorter budget (it is spent inside it) but does not grow
-    cfg = replace(cfg, time_budget_s=a.minutes * 60, max_steps=a.steps or round(cfg.max_steps * a.minutes / 10),
-                  vision_warmup_steps=min(cfg.vision_warmup_steps, round(cfg.vision_warmup_steps * a.minutes / 10)))
-    if a.n_train:
-        cfg = replace(cfg, n_train=a.n_train, n_test=a.n_test, n_inspect=a.n_test)
-    run_learn(cfg, ablation=not a.no_ablation)
-    print(open(f"{a.out}/learn_report.md").read())
 
 
 def cmd_plan(a):
@@ -117,8 +151,7 @@ def cmd_plan(a):
     from .presets import PRESETS
 
     for name in (PRESETS if a.preset == "all" else [a.preset]):
-        print(plan(name, shot=a.shot, max_pixels=a.max_pixels, batch=a.batch, lora_r=a.lora_r,
-                   finetune_vision=not a.no_vision, load_in_4bit=not a.bf16))
+        print(plan(name, **given(a, Setting, skip=("preset",))))
 
 
 def cmd_notebooks(a):
@@ -129,32 +162,23 @@ def cmd_notebooks(a):
     print(f"executed copies: {Path(a.run) / 'executed'}")
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="qeu_vlm", description=__doc__)
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qeu_vlm", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-
-    def twin_args(s, n_train, n_test):
-        s.add_argument("--out", required=True)
-        s.add_argument("--n-train", type=int, default=n_train)
-        s.add_argument("--n-test", type=int, default=n_test)
-        s.add_argument("--seed", type=int, default=0)
-        s.add_argument("--passed-fraction", type=float, default=0.2)
-        s.add_argument("--defect-pins", default="all", help="all | original (the real data's 18) | 1U,9C,...")
-
-    twin_args(sub.add_parser("synth", help="write the synthetic twin"), 1520, 462)
+    s = sub.add_parser("synth", help="write the synthetic twin")
+    s.add_argument("--out", required=True)
+    add_fields(s, SynthConfig)
     r = sub.add_parser("replay", help="the main job on the synthetic twin")
-    twin_args(r, 200, 60)
-    r.add_argument("--one-shot-first", type=int, default=50)
-    r.add_argument("--steps", type=int, default=20)
-    r.add_argument("--n-inspect", type=int, default=24, help="test records inspected per shot mode")
-    r.add_argument("--full", dest="smoke", action="store_false",
-                   help="the preset's full recipe (needs a GPU and the Hub) instead of the offline tiny model")
+    r.add_argument("--out", required=True, help="the run folder")
+    r.add_argument("--full", action="store_true",
+                   help="the preset's full recipe (needs a GPU and the Hub) instead of the smoke replay")
+    add_fields(r, Config, skip=("run_dir", "smoke_mode"))
     v = sub.add_parser("validate", help="validate a dataset source and list every problem")
     v.add_argument("source")
     v.add_argument("--split", default="train")
-    s = sub.add_parser("score", help="score a predictions JSONL")
-    s.add_argument("predictions")
-    s.add_argument("--out")
+    sc = sub.add_parser("score", help="score a predictions JSONL")
+    sc.add_argument("predictions")
+    sc.add_argument("--out")
     for name, help_ in (("train", "train the run's config (resumes from its latest checkpoint)"),
                         ("plot", "learning curves from the run's log_history.json"),
                         ("inspect", "inspect and score the test slice zero- and one-shot")):
@@ -162,29 +186,24 @@ def main(argv=None):
         c.add_argument("--run", required=True, help="run folder holding config.json")
         if name == "inspect":
             c.add_argument("--which", choices=("base", "finetuned"), default="finetuned")
-    le = sub.add_parser("learn", help="the CPU learning profile and its ablation (about 25 min with the defaults)")
-    le.add_argument("--out", default="runs/learn")
-    le.add_argument("--minutes", type=float, default=10, help="training budget per run, CPU-minutes")
-    le.add_argument("--seed", type=int, default=0)
-    le.add_argument("--no-ablation", action="store_true")
-    le.add_argument("--n-train", type=int, help="smaller twin for a quick check (default: the profile's 5,000)")
-    le.add_argument("--n-test", type=int, default=32)
-    le.add_argument("--steps", type=int)
     pl = sub.add_parser("plan", help="estimate tokens and peak VRAM of a preset; T4/L4/A100 verdicts and fixes")
     pl.add_argument("--preset", default="all", help="a preset name, or all")
-    pl.add_argument("--shot", choices=("zero", "one", "composite"), default="one")
-    pl.add_argument("--max-pixels", type=int)
-    pl.add_argument("--batch", type=int)
-    pl.add_argument("--lora-r", type=int, default=16)
-    pl.add_argument("--no-vision", action="store_true", help="LoRA on the language layers only")
-    pl.add_argument("--bf16", action="store_true", help="16-bit weights instead of 4-bit")
+    add_fields(pl, Setting, skip=("preset",))
     nb = sub.add_parser("notebooks", help="execute the numbered notebooks in order, each in a fresh kernel")
     nb.add_argument("--run", required=True, help="run folder the notebooks share (executed copies go to RUN/executed)")
     nb.add_argument("--full", dest="smoke", action="store_false", help="not smoke mode: the preset's real recipe")
     nb.add_argument("--only", nargs="*", help="notebook names to run, e.g. 01_load_data")
-    a = p.parse_args(argv)
-    rc = {"synth": cmd_synth, "validate": cmd_validate, "score": cmd_score, "replay": cmd_replay, "train": cmd_train,
-          "plot": cmd_plot, "inspect": cmd_inspect, "notebooks": cmd_notebooks, "learn": cmd_learn, "plan": cmd_plan}[a.cmd](a)
+    return p
+
+
+COMMANDS = {"synth": cmd_synth, "validate": cmd_validate, "score": cmd_score, "replay": cmd_replay,
+            "train": cmd_train, "plot": cmd_plot, "inspect": cmd_inspect, "notebooks": cmd_notebooks,
+            "plan": cmd_plan}
+
+
+def main(argv=None) -> int:
+    a = parser().parse_args(argv)
+    rc = COMMANDS[a.cmd](a)
     return rc if isinstance(rc, int) else 0
 
 

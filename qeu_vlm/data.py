@@ -176,7 +176,9 @@ def load_pools(folder: str | os.PathLike) -> Pools:
                 raise DataError(f"{table}: row {i}, field 'type': unknown image type {typ!r}")
             kind = typ.split("_")[1] + "_STAR"
             if row.get("file_name") not in images[kind]:
-                raise DataError(f"{table}: row {i}, field 'file_name': {row.get('file_name')!r} is not in {root / kind}")
+                raise DataError(
+                    f"{table}: row {i}, field 'file_name': {row.get('file_name')!r} is not in {root / kind}"
+                )
             try:
                 Address.parse(row.get("address"))
             except DomainError as e:

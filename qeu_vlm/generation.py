@@ -38,7 +38,9 @@ def generate(model, processor, convs: list[dict], batch_size: int = 8, max_new_t
     out = []
     for i in tqdm(range(0, len(convs), batch_size), desc="inspecting", disable=not progress):
         chunk = [with_image_list(c) for c in convs[i:i + batch_size]]
-        texts = [processor.apply_chat_template(c["messages"], tokenize=False, add_generation_prompt=True) for c in chunk]
+        texts = [
+            processor.apply_chat_template(c["messages"], tokenize=False, add_generation_prompt=True) for c in chunk
+        ]
         images = [c["images"] for c in chunk]
         batch = processor(text=texts, images=images, return_tensors="pt", padding=True).to(model.device)
         t = time.perf_counter()

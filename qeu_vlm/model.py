@@ -26,15 +26,14 @@ def model_source(cfg: Config, run: Path) -> str:
 
         path = Path(run) / "tiny_model"
         if not (path / "config.json").exists():
-            build_tiny_vlm(path, seed=cfg.seed, max_pixels=cfg.max_pixels or 224 * 160, size=cfg.tiny_size,
-                           **(cfg.tiny_overrides or {}))
+            build_tiny_vlm(path, seed=cfg.seed, max_pixels=cfg.max_pixels or 224 * 160)
         return str(path)
     family_of(cfg.model)                         # an unknown name or a folder that is no VLM fails here, named
     return PRESETS[cfg.model].hub_id if cfg.model in PRESETS else cfg.model
 
 
 def _family(cfg: Config) -> str:
-    return "qwen2.5-vl" if cfg.model == "tiny" else family_of(cfg.model)
+    return family_of(cfg.model)
 
 
 def _image_cap(cfg: Config) -> int | None:
@@ -92,6 +91,16 @@ def _load_unsloth(cfg: Config, path: str, adapter: Path | None):
     return model, processor
 
 
+def precision() -> dict:
+    """fp16 on a T4 (no bf16), bf16 where supported, fp32 on CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"fp16": False, "bf16": False}
+    bf16 = torch.cuda.is_bf16_supported()
+    return {"fp16": not bf16, "bf16": bf16}
+
+
 def placement(cfg: Config) -> dict:
     """``from_pretrained`` arguments that put the model on the GPU when there is one, 4-bit where asked,
     with the settings Unsloth's 4-bit checkpoints use, so both backends compare at equal settings."""
@@ -99,8 +108,6 @@ def placement(cfg: Config) -> dict:
 
     if not torch.cuda.is_available():
         return {"dtype": torch.float32}
-    from .training import precision
-
     half = torch.bfloat16 if precision()["bf16"] else torch.float16
     out = {"device_map": {"": torch.cuda.current_device()}, "dtype": half}
     if four_bit(cfg):
@@ -115,8 +122,8 @@ def _load_hf(cfg: Config, path: str, adapter: Path | None):
     import torch
     from transformers import AutoModelForImageTextToText
 
-    if cfg.model == "tiny" and adapter and cfg.full_finetune:
-        path, adapter = str(adapter), None   # a fully trained tiny model is saved whole in adapter/
+    if adapter and cfg.full_finetune:
+        path, adapter = str(adapter), None   # a fully trained model is saved whole in adapter/
     where = placement(cfg)
     model = AutoModelForImageTextToText.from_pretrained(path, **where)
     if "quantization_config" in where:

@@ -29,7 +29,9 @@ def sample_sheet(records, pools: Pools | None = None, per_type: int = 3, path=No
         passed = [r for r in records if r["type"] == typ and r["dir"] == "OK"][:1]
         rows.append([(decode(r["image"]), r["bbox_str"], r["dir"]) for r in defective + passed])
     if pools is not None:
-        rows.append([(im, None, f"star at {addr}") for typ in ("CYLN_RAW", "CYLN_DST") for im, addr in pools.stars[typ][:2]])
+        rows.append(
+            [(im, None, f"star at {addr}") for typ in ("CYLN_RAW", "CYLN_DST") for im, addr in pools.stars[typ][:2]]
+        )
     ncol = max(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), ncol, figsize=(3.2 * ncol, 2.4 * len(rows)), squeeze=False)
     for ax in axes.flat:
@@ -50,7 +52,10 @@ def sample_sheet(records, pools: Pools | None = None, per_type: int = 3, path=No
 def pool_sheet(pools: Pools, per_kind: int = 5, path=None):
     """The reference pools: passed images, and star images with the address each star teaches."""
     rows = [(f"passed {t[5:]}", [(im, "") for im in pools.passed[t][:per_kind]]) for t in ("CYLN_RAW", "CYLN_DST")]
-    rows += [(f"star {t[5:]}", [(im, f"star at {a}") for im, a in pools.stars[t][:per_kind]]) for t in ("CYLN_RAW", "CYLN_DST")]
+    rows += [
+        (f"star {t[5:]}", [(im, f"star at {a}") for im, a in pools.stars[t][:per_kind]])
+        for t in ("CYLN_RAW", "CYLN_DST")
+    ]
     fig, axes = plt.subplots(len(rows), per_kind, figsize=(2.6 * per_kind, 2.0 * len(rows)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")

@@ -142,8 +142,8 @@ def tiny_config(tokenizer, text_hidden: int = 64, text_layers: int = 2, vision_h
 
 
 SIZES = {
-    "smoke": dict(text_hidden=64, text_layers=2, vision_hidden=32, vision_depth=2),     # ~205K params: runs, learns little
-    "learn": dict(text_hidden=256, text_layers=4, vision_hidden=128, vision_depth=4),   # ~4M params: learns on CPU
+    "smoke": dict(text_hidden=64, text_layers=2, vision_hidden=32, vision_depth=2),  # ~205K params: runs, learns little
+    "learn": dict(text_hidden=256, text_layers=4, vision_hidden=128, vision_depth=4),  # ~4M params: learns on CPU
 }
 
 

@@ -17,20 +17,10 @@ from . import backend as backends
 from .batching import TrainingError, make_collator, preflight
 from .config import Config
 from .conversation import with_image_list
-from .model import for_training, load_model
+from .model import for_training, load_model, precision
 from .presets import PRESETS
 
 __all__ = ["TrainingError", "train", "sft_config", "precision", "gpu_memory"]
-
-
-def precision() -> dict:
-    """fp16 on a T4 (no bf16), bf16 where supported, fp32 on CPU."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return {"fp16": False, "bf16": False}
-    bf16 = torch.cuda.is_bf16_supported()
-    return {"fp16": not bf16, "bf16": bf16}
 
 
 def gpu_memory() -> dict:
@@ -82,15 +72,18 @@ def _last_checkpoint(run: Path, resume: bool):
     return get_last_checkpoint(str(folder)) if resume and folder.exists() else None
 
 
-def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: bool = True, callbacks=None):
+def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: bool = True, callbacks=None,
+          extras=None):
     """Fine-tune on conversations (as ``to_conversation`` makes them) and save ``adapter/``
     (safetensors), ``log_history.json``, ``train_stats.json`` and checkpoints under ``run``; resumes from the
-    latest checkpoint. Returns the trainer."""
+    latest checkpoint. Returns the trainer.
+
+    ``extras(model, processor, collator, train_convs, run, resumed)``: a hook of the learn research
+    (``research.hooks.extras``) returning ``{"callbacks", "optimizer", "warmup"}``; a normal run has none."""
     backend = backends.choose(cfg.backend)       # before transformers, trl or peft is imported
     import datasets
     from transformers import set_seed
 
-    from .learn_hooks import extras
     from .planner import preflight as memory_preflight
 
     run = Path(run)
@@ -104,7 +97,8 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     preflight(collator, eval_samples, range(len(eval_samples)), cfg.max_length, "eval")
     (run / "plan.txt").write_text(memory_preflight(cfg, lengths, backend))
     last = _last_checkpoint(run, resume)
-    more = extras(cfg, model, processor, collator, train_convs, run, resumed=bool(last))
+    more = (extras(model, processor, collator, train_convs, run, resumed=bool(last)) if extras
+            else {"callbacks": [], "optimizer": None, "warmup": None})
     for_training(model, backend)
     # Unsloth's notebooks hand SFTTrainer a plain list; TRL takes a Dataset.
     as_data = (lambda xs: xs or None) if backend == "unsloth" else (
@@ -128,10 +122,15 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
 
 def _save(trainer, processor, run: Path, backend: str, out, lengths: list, before: dict, warm: dict | None):
     after = gpu_memory()
-    stats = {"backend": backend, "steps": trainer.state.global_step, "runtime_s": round(out.metrics["train_runtime"], 1),
-             "tokens_per_sample": round(sum(lengths) / max(1, len(lengths)), 1),
-             "samples_per_s": round(out.metrics["train_samples_per_second"], 3), "device": after.get("gpu", "cpu"),
-             "trainer": type(trainer).__name__}
+    stats = {
+        "backend": backend,
+        "steps": trainer.state.global_step,
+        "runtime_s": round(out.metrics["train_runtime"], 1),
+        "tokens_per_sample": round(sum(lengths) / max(1, len(lengths)), 1),
+        "samples_per_s": round(out.metrics["train_samples_per_second"], 3),
+        "device": after.get("gpu", "cpu"),
+        "trainer": type(trainer).__name__,
+    }
     if warm:
         stats["vision_warmup_s"] = warm["seconds"]
     if after:

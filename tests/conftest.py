@@ -11,7 +11,9 @@ HAS_UNSLOTH = importlib.util.find_spec("unsloth") is not None
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "unsloth: runs Unsloth's own code on CPU (the Colab lane, where it is installed)")
+    config.addinivalue_line(
+        "markers", "unsloth: runs Unsloth's own code on CPU (the Colab lane, where it is installed)"
+    )
     config.addinivalue_line("markers", "slow: takes more than a few seconds; `-m 'not slow'` is the quick loop")
 
 

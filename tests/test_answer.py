@@ -6,8 +6,12 @@ from qeu_vlm.domain import ALL_ADDRESSES, DEFECT_MODES
 
 
 def _valid_answers():
-    defective = st.builds(lambda t, m, a: Answer(t, 27, "defective", m, a.canonical),
-                          st.sampled_from(["CYLN_RAW", "CYLN_DST"]), st.sampled_from(DEFECT_MODES), st.sampled_from(ALL_ADDRESSES))
+    defective = st.builds(
+        lambda t, m, a: Answer(t, 27, "defective", m, a.canonical),
+        st.sampled_from(["CYLN_RAW", "CYLN_DST"]),
+        st.sampled_from(DEFECT_MODES),
+        st.sampled_from(ALL_ADDRESSES),
+    )
     passed = st.builds(lambda t: Answer(t, 27, "passed", "passed", "passed"), st.sampled_from(["CYLN_RAW", "CYLN_DST"]))
     return defective | passed
 

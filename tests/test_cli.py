@@ -10,7 +10,7 @@ def test_replay_main_job(tmp_path):
     """synth -> convert -> tiny model -> train with eval -> plot -> inspect zero/one-shot -> score -> report."""
     out = tmp_path / "run"
     r = subprocess.run([sys.executable, "-m", "qeu_vlm", "replay", "--out", str(out), "--n-train", "24",
-                        "--n-test", "8", "--one-shot-first", "6", "--steps", "2", "--n-inspect", "4"],
+                        "--n-test", "8", "--one-shot-first", "6", "--max-steps", "2", "--n-inspect", "4"],
                        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
@@ -40,14 +40,16 @@ def test_step_commands_share_the_run_folder(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     py = [sys.executable, "-m", "qeu_vlm"]
-    r = subprocess.run(py + ["replay", "--out", str(out), "--n-train", "24", "--n-test", "8", "--steps", "2",
+    r = subprocess.run(py + ["replay", "--out", str(out), "--n-train", "24", "--n-test", "8", "--max-steps", "2",
                              "--n-inspect", "2", "--one-shot-first", "4"], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     png = (out / "learning_curves.png").read_bytes()
     (out / "learning_curves.png").unlink()
     r = subprocess.run(py + ["plot", "--run", str(out)], capture_output=True, text=True, env=env)
     assert r.returncode == 0 and (out / "learning_curves.png").read_bytes() == png
-    r = subprocess.run(py + ["inspect", "--run", str(out), "--which", "finetuned"], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        py + ["inspect", "--run", str(out), "--which", "finetuned"], capture_output=True, text=True, env=env
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     again = json.loads((out / "metrics_finetuned.json").read_text())
     assert again["by_shot"] == json.loads((out / "metrics.json").read_text())["finetuned"]["by_shot"]
@@ -55,36 +57,30 @@ def test_step_commands_share_the_run_folder(tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)["all"]["n"] == 2
 
 
-def test_learn_command_writes_the_side_by_side_report(tmp_path):
+def test_flags_are_made_from_the_settings_dataclasses_and_all_reach_them(tmp_path):
+    from dataclasses import fields
+
+    from qeu_vlm.cli import parser, replay_config
+    from qeu_vlm.config import Config
+
+    p = parser()
+    replay = p._subparsers._group_actions[0].choices["replay"]
+    flags = {a.dest for a in replay._actions}
+    assert {f.name for f in fields(Config)} - {"run_dir", "smoke_mode"} <= flags
+    a = p.parse_args(["replay", "--out", str(tmp_path), "--full", "--max-steps", "3", "--n-inspect", "2",
+                      "--no-finetune-vision", "--image-size", "224", "154", "--inspect-shots", "zero"])
+    cfg = replay_config(a)
+    assert (cfg.max_steps, cfg.n_inspect, cfg.finetune_vision, cfg.image_size, cfg.inspect_shots) == (
+        3, 2, False, (224, 154), ("zero",))
+    assert cfg.model == Config().model and not cfg.smoke_mode          # --full: the preset's recipe, flags on top
+    smoke = replay_config(p.parse_args(["replay", "--out", str(tmp_path), "--max-steps", "7"]))
+    assert smoke.smoke_mode and smoke.model == "tiny" and smoke.max_steps == 7 and smoke.n_train == 200
+
+
+def test_synth_flags_reach_the_twin(tmp_path):
     from qeu_vlm.cli import main
 
-    out = tmp_path / "learn"
-    assert main(["learn", "--out", str(out), "--minutes", "0.2", "--n-train", "80", "--n-test", "12", "--steps", "4"]) == 0
-    text = (out / "learn_report.md").read_text()
-    for row in ("| learn |", "| ablation |", "| classic baseline |", "Answer distribution", "judgement_balanced_accuracy <= 0.6"):
-        assert row in text
-    stats = json.loads((out / "train_stats.json").read_text())
-    assert stats["steps"] <= 4 and (out / "ablation" / "predictions_finetuned_zero.jsonl").exists()
-    # the vision warm-up shrinks with the budget: 500 steps at 10 minutes, 10 at 0.2
-    assert json.loads((out / "vision_warmup.json").read_text())["log"][-1]["step"] == 10
-    assert stats["vision_warmup_s"] > 0 and "| vision warm-up s |" in text
-    assert json.loads((out / "config.json").read_text())["dst_fraction"] == 1.0
-
-
-@pytest.mark.parametrize("learn, ablation, says", [
-    (0.97, 0.50, "uses the test image"),
-    (0.79, 0.50, "reads the test image (0.790 with it, 0.500 without), though it has not reached its target"),
-    (0.50, 0.50, "proves nothing while the learn run itself is at chance level"),
-    (0.97, 0.90, "does not use the test image"),
-])
-def test_learn_report_judges_the_ablation_against_the_learn_run(learn, ablation, says):
-    from qeu_vlm.pipeline import learn_report
-
-    def run(judgement):
-        return {"scores": {"format_valid": 1.0, "judgement_balanced_accuracy": judgement, "mode_accuracy": 0.3,
-                           "position_exact": 0.04, "within_one_pin": 0.2, "distinct_positions": 1},
-                "train": {"steps": 10, "runtime_s": 1.0}, "loss": {"last_train_loss": 0.1},
-                "answer_distribution": {"passed": 1}, "test_records": 1}
-
-    text = learn_report({"learn": run(learn), "ablation": run(ablation), "seconds": 1.0})
-    assert says in text.split("- ablation")[1].splitlines()[0]
+    main(["synth", "--out", str(tmp_path / "t"), "--n-train", "10", "--n-test", "4", "--passed-fraction", "0.5",
+          "--defect-pins", "1U", "9C", "--n-average", "4", "--n-pool", "2"])
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert summary["config"]["passed_fraction"] == 0.5 and summary["config"]["defect_pins"] == ["1U", "9C"]

@@ -3,7 +3,7 @@ import pytest
 from qeu_vlm.colab import mount_drive
 from qeu_vlm.config import Config
 from qeu_vlm.data import DataError
-from qeu_vlm.pipeline import SPLITS, split_sources
+from qeu_vlm.steps import SPLITS, split_sources
 
 
 def test_open_keeps_the_run_settings_across_notebooks(tmp_path, monkeypatch):
@@ -18,7 +18,10 @@ def test_open_keeps_the_run_settings_across_notebooks(tmp_path, monkeypatch):
 
 def test_split_sources(tmp_path):
     hub = split_sources(Config(data="hub:o/CYLNimages_train_1015"), tmp_path)
-    assert hub == {SPLITS[0]: ("hub:o/CYLNimages_train_1015", "train"), SPLITS[1]: ("hub:o/CYLNimages_test_1015", "train")}
+    assert hub == {
+        SPLITS[0]: ("hub:o/CYLNimages_train_1015", "train"),
+        SPLITS[1]: ("hub:o/CYLNimages_test_1015", "train"),
+    }
     with pytest.raises(DataError, match="test_data"):
         split_sources(Config(data="hub:o/mydata"), tmp_path)
     for s in SPLITS:

@@ -50,7 +50,8 @@ def test_mixing_seeded(twin, pools):
 def test_prompt_sets(twin, pools):
     rec = twin.splits["CYLNimages_train_1015"][0]
     d = to_conversation(rec, pools, "zero", np.random.default_rng(0))["messages"][0]["content"][0]["text"]
-    o = to_conversation(rec, pools, "zero", np.random.default_rng(0), prompt_set="original")["messages"][0]["content"][0]["text"]
+    o = to_conversation(rec, pools, "zero", np.random.default_rng(0), prompt_set="original")
+    o = o["messages"][0]["content"][0]["text"]
     assert "digits 1 to 9 across the top give the X address" in d and "X address" not in o
 
 
@@ -74,16 +75,16 @@ def test_ablations_remove_or_replace_the_test_image(twin_dir):
 
 def test_balanced_training_set_has_equal_judgements(twin_dir, tmp_path):
     from collections import Counter
-    from dataclasses import replace
-
     from qeu_vlm.config import Config
-    from qeu_vlm.pipeline import prepare
+    from qeu_vlm.steps import prepare
 
     cfg = Config(run_dir=str(tmp_path), data=str(twin_dir / "dataset"), pools=str(twin_dir / "drive"), n_eval=4,
                  n_inspect=2, inspect_shots=("zero",), one_shot_first=0)
-    judge = lambda convs: Counter("judgement->passed" in c["messages"][-1]["content"][0]["text"] for c in convs)  # noqa: E731
+    def judge(convs):
+        return Counter("judgement->passed" in c["messages"][-1]["content"][0]["text"] for c in convs)
+
     plain = prepare(cfg)
-    balanced = prepare(replace(cfg, balance_judgement=True))
+    balanced = prepare(cfg, balance_judgement=True)
     before, after = judge(plain.train_convs), judge(balanced.train_convs)
     assert before[True] < before[False]                          # the twin's natural mix: fewer passed
     assert after[True] == after[False] == before[False]          # passed repeated, nothing dropped

@@ -9,9 +9,12 @@ from qeu_vlm.data import DataError, load_pools, load_records, validate
 
 def _ds(twin, n=6):
     recs = twin.splits["CYLNimages_train_1015"][:n]
-    return datasets.Dataset.from_list([r | {"image": {"bytes": r["image"], "path": None}} for r in recs],
-                                      features=datasets.Features({k: datasets.Value("string") for k in
-                                                                  ("dir", "position", "type", "bbox_str")} | {"image": datasets.Image()}))
+    return datasets.Dataset.from_list(
+        [r | {"image": {"bytes": r["image"], "path": None}} for r in recs],
+        features=datasets.Features(
+            {k: datasets.Value("string") for k in ("dir", "position", "type", "bbox_str")} | {"image": datasets.Image()}
+        ),
+    )
 
 
 def test_sources_load(twin_dir):

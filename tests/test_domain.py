@@ -15,8 +15,15 @@ def test_bad_addresses_rejected(bad):
         Address.parse(bad)
 
 
-@pytest.mark.parametrize("code,addr,mode", [("53X10", Address(5, "D"), "X-plus"), ("11Xm10", Address(1, "U"), "X-minus"),
-                                            ("23Ym10", Address(2, "D"), "Y-minus"), ("OK", None, "passed")])
+@pytest.mark.parametrize(
+    "code,addr,mode",
+    [
+        ("53X10", Address(5, "D"), "X-plus"),
+        ("11Xm10", Address(1, "U"), "X-minus"),
+        ("23Ym10", Address(2, "D"), "Y-minus"),
+        ("OK", None, "passed"),
+    ],
+)
 def test_dir_codes_round_trip(code, addr, mode):
     assert parse_dir(code) == (addr, mode)
     assert format_dir(addr, mode) == code
@@ -31,7 +38,11 @@ def test_bad_dir_codes(bad):
 def test_bbox():
     assert parse_bbox("passed<loc_147><loc_103><loc_328><loc_228>") == ("passed", (147, 103, 328, 228))
     assert format_bbox("X-plus", (1, 2, 3, 4)) == "X-plus<loc_1><loc_2><loc_3><loc_4>"
-    for bad in ["Y-minus<loc_1><loc_2><loc_3>", "Z-plus<loc_1><loc_2><loc_3><loc_4>", "X-plus<loc_5><loc_2><loc_3><loc_4>"]:
+    for bad in [
+        "Y-minus<loc_1><loc_2><loc_3>",
+        "Z-plus<loc_1><loc_2><loc_3><loc_4>",
+        "X-plus<loc_5><loc_2><loc_3><loc_4>",
+    ]:
         with pytest.raises(DomainError):
             parse_bbox(bad)
 

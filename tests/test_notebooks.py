@@ -33,7 +33,9 @@ def test_conventions(path):
         assert c.outputs == [] and c.execution_count is None, f"{path.name}: outputs committed; strip them"
         assert not re.search(r"^\s*(def|class) |lambda", c.source, re.M), f"{path.name}: logic belongs in qeu_vlm"
     assert any("from qeu_vlm" in c.source for c in code)
-    numbers = [int(m) for c in nb.cells if c.cell_type == "markdown" for m in re.findall(r"^## (\d+)\. ", c.source, re.M)]
+    numbers = [
+        int(m) for c in nb.cells if c.cell_type == "markdown" for m in re.findall(r"^## (\d+)\. ", c.source, re.M)
+    ]
     assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 3
 
 
@@ -67,13 +69,18 @@ def test_all_notebooks_run_in_order_in_smoke_mode(tmp_path, monkeypatch):
         outputs = [o for c in _code(executed) for o in c.outputs]
         assert not [o for o in outputs if o.output_type == "error"]
         assert "hf_secret_never_shown" not in json.dumps(outputs)
-        assert any(o.output_type == "display_data" and "image/png" in o.data for o in outputs) or p.stem[:2] in ("03", "06")
+        assert any(o.output_type == "display_data" and "image/png" in o.data for o in outputs) or p.stem[:2] in (
+            "03",
+            "06",
+        )
     assert "Hub token found: True" in json.dumps(nbformat.read(tmp_path / "executed" / "06_publish.ipynb", 4).dict())
     assert "nothing pushed" in json.dumps(nbformat.read(tmp_path / "executed" / "06_publish.ipynb", 4).dict())
 
 
 def test_a_failing_cell_names_the_notebook_and_the_cell(tmp_path):
     # 04 alone on an empty run folder: nothing was trained there, and the error must say so and where.
-    with pytest.raises(NotebookError, match=r"04_learning_curves\.ipynb, cell \[\d+\] failed: FileNotFoundError: .*train first"):
+    with pytest.raises(
+        NotebookError, match=r"04_learning_curves\.ipynb, cell \[\d+\] failed: FileNotFoundError: .*train first"
+    ):
         run_notebooks(tmp_path, smoke=True, only=["04_learning_curves"])
     assert (tmp_path / "executed" / "04_learning_curves.ipynb").exists()

@@ -17,8 +17,10 @@ def tiny(tmp_path_factory):
 def test_small_and_reloads_offline(tiny):
     size = sum(f.stat().st_size for f in tiny.iterdir())
     assert size < 5e6 and (tiny / "model.safetensors").exists()
-    code = ("from qeu_vlm.tiny_model import load_tiny_vlm; m, p = load_tiny_vlm(%r); "
-            "print(type(m).__name__, p.tokenizer.convert_tokens_to_ids('<|image_pad|>') == m.config.image_token_id)") % str(tiny)
+    code = (
+        "from qeu_vlm.tiny_model import load_tiny_vlm; m, p = load_tiny_vlm(%r); "
+        "print(type(m).__name__, p.tokenizer.convert_tokens_to_ids('<|image_pad|>') == m.config.image_token_id)"
+    ) % str(tiny)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": "/tmp"})
     assert r.returncode == 0, r.stderr
@@ -44,7 +46,11 @@ def test_conversations_feed_trl_collator_and_model(tiny, twin, twin_dir):
     rng = np.random.default_rng(0)
     recs = twin.splits["CYLNimages_train_1015"]
     batch = DataCollatorForVisionLanguageModeling(proc)(
-        [with_image_list(to_conversation(recs[0], pools, "one", rng)), with_image_list(to_conversation(recs[1], pools, "zero", rng))])
+        [
+            with_image_list(to_conversation(recs[0], pools, "one", rng)),
+            with_image_list(to_conversation(recs[1], pools, "zero", rng)),
+        ]
+    )
     assert batch["image_grid_thw"].shape[0] == 5                      # 3 + 2 images
     n_img = (batch["input_ids"] == proc.image_token_id).sum(1)
     assert n_img[0] > n_img[1] > 0
@@ -62,5 +68,7 @@ def test_lecun_init_scales_the_weights_to_the_width():
     for lecun, text_std, vision_std in ((False, 0.02, 0.02), (True, 256 ** -0.5, 128 ** -0.5)):
         torch.manual_seed(0)
         m = Qwen2_5_VLForConditionalGeneration(tiny_config(tok, **SIZES["learn"], lecun_init=lecun))
-        assert m.model.language_model.layers[0].self_attn.q_proj.weight.std().item() == pytest.approx(text_std, rel=0.05)
+        assert m.model.language_model.layers[0].self_attn.q_proj.weight.std().item() == pytest.approx(
+            text_std, rel=0.05
+        )
         assert m.model.visual.blocks[0].attn.qkv.weight.std().item() == pytest.approx(vision_std, rel=0.05)

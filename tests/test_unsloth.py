@@ -75,7 +75,9 @@ def test_an_over_long_sample_gets_the_same_error_on_both_backends(tiny):
     n = preflight(make_collator(cfg, model, proc, "hf"), sample, [7], None)[0]
     for backend in ("unsloth", "hf"):
         collator = make_collator(cfg, model, proc, backend)
-        with pytest.raises(TrainingError, match=rf"train record 7: {n} tokens exceed max_length={n - 8}\b.*at least {n}"):
+        with pytest.raises(
+            TrainingError, match=rf"train record 7: {n} tokens exceed max_length={n - 8}\b.*at least {n}"
+        ):
             preflight(collator, sample, [7], n - 8)
         assert preflight(collator, sample, [7], n) == [n]
 
@@ -125,7 +127,7 @@ def _env(tmp_path) -> dict:
 ENTRY_POINTS = {
     "cli train": lambda run: [sys.executable, "-m", "qeu_vlm", "train", "--run", str(run)],
     "pipeline train_step": lambda run: [sys.executable, "-c", "from qeu_vlm.config import Config; "
-                                        "from qeu_vlm.pipeline import train_step; "
+                                        "from qeu_vlm.steps import train_step; "
                                         f"train_step(Config.load({str(run / 'config.json')!r}))"],
     "notebook 03": lambda run: [sys.executable, "-c", "from qeu_vlm.suite import run_notebooks; "
                                 f"run_notebooks({str(run)!r}, smoke=False, only=['03_finetune'])"],

@@ -1,6 +1,6 @@
-"""Localisation attempts on CPU: ``python -m benchmarks.localization ATTEMPT [ATTEMPT ...] [--minutes M]``.
+"""Localisation attempts on CPU: ``python -m qeu_vlm.research.localization ATTEMPT [ATTEMPT ...]``.
 
-Each attempt is the learn profile (``Config().learn()``) with one change, trained on the same twin for the same
+Each attempt is the learn profile (``learn.learn_run``) with one change, trained on the same twin for the same
 CPU budget and scored on the same held-out DST records. Results accumulate in
 ``runs/localization/results.json``, and the table is printed for ``benchmarks/RESULTS.md``, failures included.
 """
@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-# name -> (what changes, Config fields). The attempts before the vision warm-up became the profile's default
-# (seventh session) ran without it; OLD keeps them as they ran.
+# name -> (what changes, Config or LearnSettings fields). The attempts made before the vision warm-up became the
+# profile's default ran without it; OLD keeps them as they ran.
 OLD = {"vision_warmup_steps": 0}
 ATTEMPTS = {
     "default": ("the learn profile as it was (RoPE theta 1e4, mRoPE sections t4/h6/w6), no vision warm-up", OLD),
@@ -37,19 +36,15 @@ ATTEMPTS = {
 
 
 def learn_config(run_dir, twin: str, **changes):
-    """The learn profile on an existing learn twin (``TWIN/dataset``, ``TWIN/drive``), with ``changes``.
+    """The learn profile's ``(Config, LearnSettings)`` on an existing learn twin (``TWIN/dataset``,
+    ``TWIN/drive``), with ``changes`` (``tiny_overrides`` are added to the profile's own)."""
+    from .learn import learn_run
 
-    ``tiny_overrides`` are added to the profile's own (its DST image statistics), not put in their place."""
-    from qeu_vlm.config import Config
-
-    cfg = Config(run_dir=str(run_dir)).learn()
-    if "tiny_overrides" in changes:
-        changes["tiny_overrides"] = {**(cfg.tiny_overrides or {}), **changes["tiny_overrides"]}
-    return replace(cfg, data=f"{twin}/dataset", pools=f"{twin}/drive", **changes)
+    return learn_run(run_dir, data=f"{twin}/dataset", pools=f"{twin}/drive", **changes)
 
 
 def main(argv=None):
-    from qeu_vlm.pipeline import run_learn
+    from .learn import run_learn
 
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("attempts", nargs="+", choices=list(ATTEMPTS) + ["table"])
@@ -64,8 +59,8 @@ def main(argv=None):
         if name == "table":
             continue
         what, changes = ATTEMPTS[name]
-        cfg = learn_config(root / name, args.twin, **changes)
-        m = run_learn(cfg, ablation=False, baseline=False)["learn"]
+        cfg, lab = learn_config(root / name, args.twin, **changes)
+        m = run_learn(cfg, lab, ablation=False, baseline=False)["learn"]
         results[name] = {"what": what, "date": str(date.today()), "train_s": m["train"]["runtime_s"],
                          "steps": m["train"]["steps"], "scores": {k: m["scores"][k] for k in (
                              "format_valid", "judgement_balanced_accuracy", "mode_accuracy", "position_exact",

@@ -54,29 +54,6 @@ def test_loss_masking_on_one_shot_sample(setup):
         LossMask(None, proc.tokenizer, "prompt")
 
 
-def test_judgement_first_curriculum_cuts_the_final_answer_before_its_mode(setup):
-    from qeu_vlm.learn_hooks import curriculum
-
-    cfg, _, model, proc, convs = setup
-    cfg.loss_on = "assistant"
-    mask = make_collator(cfg, model, proc, "hf")
-    one = with_image_list(convs[0])
-    answer, star = one["messages"][-1]["content"][0]["text"], one["messages"][1]["content"][0]["text"]
-    callback = curriculum(mask, steps=3)
-    b = mask([one])
-    early = proc.tokenizer.decode(b["input_ids"][0][b["labels"][0] != -100])
-    judgement_line = answer[:answer.index("- defect mode")]
-    assert early.startswith(star + "<|im_end|>" + judgement_line) and "defect mode->" not in early
-    assert len(early) <= len(star + "<|im_end|>" + judgement_line) + 2      # at most the "- " of the next line
-    from types import SimpleNamespace
-
-    callback.on_step_begin(None, SimpleNamespace(global_step=2), None)
-    assert mask.cut is not None
-    callback.on_step_begin(None, SimpleNamespace(global_step=3), None)
-    b = mask([one])
-    assert proc.tokenizer.decode(b["input_ids"][0][b["labels"][0] != -100]) == star + "<|im_end|>" + answer + "<|im_end|>"
-
-
 def test_preflight_errors(setup):
     cfg, _, model, proc, convs = setup
     cfg.loss_on = "final"
@@ -147,61 +124,13 @@ def test_train_eval_checkpoint_and_resume_equals_uninterrupted(setup, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
-def test_time_budget_stops_training_and_stats_are_written(setup, tmp_path):
-    from dataclasses import replace
-
-    cfg, _, _, _, convs = setup
-    cfg = replace(cfg, max_steps=50, time_budget_s=0.01, eval_steps=0, save_steps=1000, loss_on="final")
-    train(cfg, convs[:8], [], tmp_path)
-    stats = json.loads((tmp_path / "train_stats.json").read_text())
-    assert stats["steps"] < 50 and stats["device"] == "cpu" and stats["tokens_per_sample"] > 100
-    assert (tmp_path / "plan.txt").read_text().startswith("token budget: 8 samples")
-
-
-def test_learn_model_has_balanced_modalities(tmp_path):
-    from qeu_vlm.tiny_model import build_tiny_vlm, load_tiny_vlm
-    from PIL import Image
-
-    build_tiny_vlm(tmp_path, size="learn", max_pixels=224 * 168)
-    model, proc = load_tiny_vlm(tmp_path)
-    assert 3.5e6 < sum(p.numel() for p in model.parameters()) < 4.5e6          # the issue's ~4M
-    x = proc.image_processor(images=[Image.new("RGB", (224, 154), (200, 30, 30))], return_tensors="pt")
-    with torch.no_grad():
-        feats = model.model.get_image_features(x["pixel_values"], x["image_grid_thw"])
-    feats = torch.cat(list(getattr(feats, "pooler_output", feats)))
-    text = model.model.get_input_embeddings().weight.norm(dim=-1).mean()
-    assert 0.3 < (feats.norm(dim=-1).mean() / text).item() < 3.0
-
-
 @pytest.mark.parametrize("family, end", [("mllama", "<|eot_id|>"), ("pixtral", "</s>")])
 def test_loss_mask_reads_other_families_templates(setup, family, end):
     tok = family_tokenizer(family)                   # the offline tokenizer with the family's chat template
-    one = with_image_list(setup[4][0])                       # a one-shot conversation: star turn, then the inspection turn
+    one = with_image_list(setup[4][0])  # a one-shot conversation: star turn, then the inspection turn
     ids = tok.apply_chat_template(one["messages"], tokenize=True, return_dict=True)["input_ids"]
     batch = {"input_ids": torch.tensor([ids]), "labels": torch.tensor([ids])}
     answer, star = one["messages"][-1]["content"][0]["text"], one["messages"][1]["content"][0]["text"]
     for mode, want in (("final", answer + end), ("assistant", star + end + answer + end)):
         out = LossMask(lambda examples: dict(batch), tok, mode)([one])
         assert tok.decode(out["input_ids"][0][out["labels"][0] != -100]) == want
-
-
-def test_vision_learning_rate_gives_the_tower_its_own_scheduled_rate(setup, tmp_path):
-    from dataclasses import replace
-
-    from transformers import TrainerCallback
-
-    cfg, _, _, _, convs = setup
-    cfg = replace(cfg, max_steps=3, eval_steps=0, save_steps=1000, loss_on="final", learning_rate=1e-3,
-                  vision_learning_rate=4e-3, lr_schedule="linear", warmup_steps=0)
-    seen = []
-
-    class Rates(TrainerCallback):
-        def on_step_begin(self, args, state, control, model=None, optimizer=None, **kw):
-            names = {id(p): n for n, p in model.named_parameters()}
-            seen.append({("visual" in names[id(g["params"][0])], g["lr"]) for g in optimizer.param_groups})
-
-    t = train(cfg, convs[:8], [], tmp_path, callbacks=[Rates()])
-    assert seen[0] == {(True, 4e-3), (False, 1e-3)}                    # each group at its own peak
-    assert {v for v, _ in seen[1]} == {True, False} and {r for _, r in seen[1]} == {4e-3 * 2 / 3, 1e-3 * 2 / 3}
-    grouped = sum(len(g["params"]) for g in t.optimizer.param_groups)
-    assert grouped == sum(1 for p in t.model.parameters() if p.requires_grad)   # every weight, once

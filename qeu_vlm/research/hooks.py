@@ -1,7 +1,6 @@
-"""Training options of the learn profile (a from-scratch model on CPU), kept off the path of a normal run.
-
-``extras(cfg, ...)`` turns the options a ``Config`` sets into trainer callbacks, an optimizer and the vision
-warm-up; with none set (every preset, the smoke run) it adds nothing.
+"""Training options of the learn profile (a from-scratch model on CPU), handed to ``training.train`` as its
+``extras`` hook: ``extras(cfg, lab, ...)`` turns the ``LearnSettings`` into trainer callbacks, an optimizer and the
+vision warm-up.
 """
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import json
 from functools import partial
 from pathlib import Path
 
-from .batching import TrainingError
+from ..batching import LossMask, TrainingError
 
 
 def curriculum(mask: LossMask, steps: int):
@@ -60,26 +59,26 @@ def optimizer_with_vision_rate(trainer, vision_lr: float):
                 for (v, d), ps in groups.items()], **kwargs)
 
 
-def extras(cfg, model, processor, collator, train_convs: list, run: Path, resumed: bool) -> dict:
+def extras(cfg, lab, model, processor, collator, train_convs: list, run: Path, resumed: bool) -> dict:
     """``{"callbacks": [...], "optimizer": fn(trainer) or None, "warmup": stats or None}`` for the options set.
 
     The vision warm-up runs here, before the trainer exists, and its seconds come off the time budget: it is part
     of the run's CPU budget. A resumed run skips it (its checkpoint already holds the warmed-up tower).
     """
-    budget, warm, callbacks = cfg.time_budget_s, None, []
-    if cfg.vision_warmup_steps and not resumed:
+    budget, warm, callbacks = lab.time_budget_s, None, []
+    if lab.vision_warmup_steps and not resumed:
         from .vision_warmup import warm_up_vision
 
-        warm = warm_up_vision(model, processor, train_convs, cfg.vision_warmup_steps,
+        warm = warm_up_vision(model, processor, train_convs, lab.vision_warmup_steps,
                               cfg.learning_rate, cfg.batch_size or 8, cfg.seed)
         (Path(run) / "vision_warmup.json").write_text(json.dumps(warm, indent=1))
         if budget:
             budget = max(1.0, budget - warm["seconds"])
     if budget:
         callbacks.append(time_budget(budget))
-    if cfg.judgement_first_steps:
-        callbacks.append(curriculum(collator, cfg.judgement_first_steps))
+    if lab.judgement_first_steps:
+        callbacks.append(curriculum(collator, lab.judgement_first_steps))
     optimizer = None
-    if cfg.vision_learning_rate is not None:
-        optimizer = partial(optimizer_with_vision_rate, vision_lr=cfg.vision_learning_rate)
+    if lab.vision_learning_rate is not None:
+        optimizer = partial(optimizer_with_vision_rate, vision_lr=lab.vision_learning_rate)
     return {"callbacks": callbacks, "optimizer": optimizer, "warmup": warm}

@@ -1,7 +1,7 @@
 """Curriculum stage before fine-tuning: a from-scratch vision tower first learns to see the defect.
 
 A language model reads image tokens only through softmax attention, which starts as an average of them, and through
-an average a from-scratch tower hardly learns to see a small blob (benchmarks/RESULTS.md section 6, the pooling
+an average a from-scratch tower hardly learns to see a small blob (benchmarks/RESULTS.md, "learn profile"; the pooling
 probe). So the tower first learns each training conversation's judgement (passed or defective) from its test image
 alone, through a linear head on the max over its tokens, the way a threshold finds a blob. The head is then
 dropped, and fine-tuning starts from a tower whose features already mark the defect. Meant for the from-scratch
@@ -41,8 +41,8 @@ def image_tokens(tower, processor, images: list) -> list:
 def judgement_examples(convs: list[dict]) -> list[tuple]:
     """(test image, defective?) of each conversation: the last image of its last user turn, and its answer's
     judgement. A conversation without an answer, or whose answer does not read, is an error naming it."""
-    from .answer import parse_answer
-    from .domain import PASSED
+    from ..answer import parse_answer
+    from ..domain import PASSED
 
     out = []
     for i, conv in enumerate(convs):

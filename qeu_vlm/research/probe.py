@@ -1,12 +1,14 @@
-"""Watch a learn-profile run learn: ``python -m benchmarks.learn_probe NAME [FIELD=VALUE ...]``.
+"""Watch a learn-profile run learn: ``python -m qeu_vlm.research.probe NAME [FIELD=VALUE ...]``.
 
-The learn profile (``Config().learn()``) with Config fields changed on the command line, trained for a fixed number
-of steps (no time budget), and every ``--every`` steps ``--n`` held-out DST records are inspected greedily and
-scored, so the step at which the judgement is learned shows, not only the end. Two probes with ``--threads 1`` run
-side by side on a 2-core machine. Lines starting ``PROBE`` and ``RUN/probe_log.json`` hold the figures.
+The learn profile (``learn.learn_run``) with Config or LearnSettings fields changed on the command line, trained
+for a fixed number of steps (no time budget), and every ``--every`` steps ``--n`` held-out DST records are
+inspected greedily and scored, so the step at which the judgement is learned shows, not only the end. Two probes
+with ``--threads 1`` run side by side on a 2-core machine. Lines starting ``PROBE`` and ``RUN/probe_log.json``
+hold the figures.
 
-    python -m benchmarks.learn_probe balanced balance_judgement=True --threads 1
+    python -m qeu_vlm.research.probe balanced balance_judgement=True --threads 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,6 +16,7 @@ import ast
 import json
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 
@@ -21,12 +24,13 @@ def main(argv=None):
     import torch
     from transformers import TrainerCallback
 
-    from qeu_vlm.answer import answer_for
-    from qeu_vlm.generation import predict
-    from qeu_vlm.metrics import score_rows
-    from qeu_vlm.pipeline import prepare
-    from qeu_vlm.training import train
-
+    from ..answer import answer_for
+    from ..generation import predict
+    from ..metrics import score_rows
+    from ..steps import prepare
+    from ..training import train
+    from .hooks import extras
+    from .learn import learn_model
     from .localization import learn_config
 
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,9 +46,10 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     changes = {k: ast.literal_eval(v) for k, v in (c.split("=", 1) for c in args.changes)}
     run = Path(args.root) / args.name
-    cfg = learn_config(run, args.twin, max_steps=args.steps, time_budget_s=None, eval_steps=0, save_steps=10**6,
-                       **changes)
-    p = prepare(cfg)
+    cfg, lab = learn_config(run, args.twin, max_steps=args.steps, time_budget_s=None, eval_steps=0,
+                            save_steps=10**6, **changes)
+    cfg = learn_model(cfg, lab)
+    p = prepare(cfg, ablation=lab.ablation, balance_judgement=lab.balance_judgement)
     test, convs = p.test.select(range(args.n)), p.infer["zero"][:args.n]
     truths, log = [answer_for(r) for r in test], []
 
@@ -71,7 +76,8 @@ def main(argv=None):
             (run / "probe_log.json").write_text(json.dumps({"changes": changes, "threads": args.threads,
                                                             "probes": log}, indent=1))
 
-    train(cfg, p.train_convs, p.eval_convs, run, resume=False, callbacks=[Probe()])
+    train(cfg, p.train_convs, p.eval_convs, run, resume=False, callbacks=[Probe()],
+          extras=partial(extras, cfg, lab))
     return log
 
 

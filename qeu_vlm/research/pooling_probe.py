@@ -1,4 +1,6 @@
-"""Why the from-scratch VLM is slow to read a DST image: ``python -m benchmarks.pooling_probe --pool max|mean|attn``.
+"""Why the from-scratch VLM is slow to read a DST image: the vision tower alone under each pooling.
+
+``python -m qeu_vlm.research.pooling_probe --pool max|mean|attn``
 
 The learn model's vision tower alone, from scratch, with a linear head on the judgement (passed or defective) of
 one DST test image. The tower's tokens are pooled into one vector, and the pooling is the only thing that changes:
@@ -6,7 +8,7 @@ one DST test image. The tower's tokens are pooled into one vector, and the pooli
 ``attn`` is one learned softmax query over them, the operation a language model's attention gives it.
 Every ``--every`` steps the balanced accuracy on ``--n`` held-out records is printed (lines starting ``POOL``).
 
-    python -m benchmarks.pooling_probe --pool max --threads 1
+    python -m qeu_vlm.research.pooling_probe --pool max --threads 1
 """
 from __future__ import annotations
 
@@ -22,10 +24,10 @@ def main(argv=None):
     import torch
     from datasets import load_from_disk
 
-    from qeu_vlm.answer import answer_for
-    from qeu_vlm.config import Config
-    from qeu_vlm.tiny_model import build_tiny_vlm, load_tiny_vlm
-    from qeu_vlm.vision_warmup import image_tokens, vision_tower
+    from ..answer import answer_for
+    from ..tiny_model import build_tiny_vlm, load_tiny_vlm
+    from .learn import learn_run
+    from .vision_warmup import image_tokens, vision_tower
 
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("--pool", choices=POOLS, required=True)
@@ -43,9 +45,9 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     size = tuple(int(v) for v in args.size.split("x"))
-    cfg = Config().learn()
-    model, processor = load_tiny_vlm(build_tiny_vlm(tempfile.mkdtemp(), seed=args.seed, size=cfg.tiny_size,
-                                                    max_pixels=cfg.max_pixels, **cfg.tiny_overrides))
+    cfg, lab = learn_run(tempfile.mkdtemp())
+    model, processor = load_tiny_vlm(build_tiny_vlm(cfg.run_dir, seed=args.seed, size=lab.tiny_size,
+                                                    max_pixels=cfg.max_pixels, **lab.tiny_overrides))
     tower = vision_tower(model)
     width = model.config.text_config.hidden_size
     ds = load_from_disk(f"{args.twin}/dataset")
@@ -81,7 +83,9 @@ def main(argv=None):
             with torch.no_grad():
                 p = logits(held_x) > 0
             t = held_y > 0
-            recalls = [((p == c) & (t == c)).sum().item() / (t == c).sum().item() for c in (True, False) if (t == c).any()]
+            recalls = [
+                ((p == c) & (t == c)).sum().item() / (t == c).sum().item() for c in (True, False) if (t == c).any()
+            ]
             bal = sum(recalls) / len(recalls)                       # a class absent from a small slice is left out
             log.append({"step": step, "loss": round(loss.item(), 3), "balanced_accuracy": round(bal, 3)})
             print("POOL", args.pool, json.dumps(log[-1]), flush=True)

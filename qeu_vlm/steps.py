@@ -1,0 +1,245 @@
+"""The steps of a run, each reading and writing one run folder: data -> conversations (``prepare``), train, plot,
+inspect, the classic baseline; and the replay, which runs them all and writes the report.
+
+A notebook or a command runs one step; each finds what earlier steps wrote in the run folder (``config.json``,
+the twin, ``adapter/``, ``log_history.json``), so any step runs alone in a fresh process.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from . import backend as backends
+from .answer import answer_for, format_answer
+from .config import Config
+from .conversation import balance_judgements, convert, shot_plan
+from .data import DataError, load_pools, load_records
+from .domain import PASSED, parse_bbox
+from .generation import predict
+from .metrics import score_rows
+from .plots import evaluation_plots, example_figure, learning_curves, sample_sheet
+from .synth import SynthConfig, Twin, write_twin
+from .model import load_model
+from .report import report
+from .training import train
+
+SPLITS = ("CYLNimages_train_1015", "CYLNimages_test_1015")
+
+
+def split_sources(cfg: Config, run: Path) -> dict:
+    """``{split name: (source, split argument)}`` for ``load_records``.
+
+    The real data are two Hub repos with one ``train`` split each; a Drive folder holds one sub-folder per
+    split (the twin's ``drive/`` layout); a saved DatasetDict holds both splits by name.
+    """
+    if cfg.data == "synthetic":
+        return {s: (str(run / "twin" / "dataset"), s) for s in SPLITS}
+    if cfg.data.startswith("hub:"):
+        test = cfg.test_data or cfg.data.replace("train", "test")
+        if test == cfg.data:
+            raise DataError(f"{cfg.data}: set Config.test_data to the test set's Hub repo (hub:OWNER/NAME)")
+        return {SPLITS[0]: (cfg.data, "train"), SPLITS[1]: (test, "train")}
+    out = {}
+    for s, given in zip(SPLITS, (cfg.data, cfg.test_data)):
+        root = Path(given or cfg.data)
+        out[s] = (str(root / s), s) if (root / s / "metadata.csv").exists() else (str(root), s)
+    return out
+
+
+def load_data(cfg: Config, run: Path | None = None):
+    """``(splits, pools, validation reports)``. Every problem of a split is listed, written to
+    ``validation_<split>.txt`` and raised. The synthetic source writes the twin into the run folder first."""
+    run = Path(run or cfg.run_dir)
+    if cfg.data == "synthetic":
+        synth = SynthConfig(n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed, dst_fraction=cfg.dst_fraction)
+        made = run / "twin" / "summary.json"
+        # The twin is deterministic from its config: reuse it when an earlier step already wrote this one.
+        if not made.exists() or json.loads(made.read_text())["config"] != Twin(synth).summary()["config"]:
+            write_twin(synth.generate(), run / "twin")
+    pools_dir = cfg.pools or (run / "twin" / "drive" if cfg.data == "synthetic" else None)
+    if pools_dir is None:
+        raise DataError(f"{cfg.data}: set Config.pools to the Drive folder holding passed_image/")
+    data, reports = {}, {}
+    for s, (source, split) in split_sources(cfg, run).items():
+        data[s], reports[s] = load_records(source, split=split, collect=True)
+        if not reports[s].ok:
+            (run / f"validation_{s}.txt").write_text(str(reports[s]))
+            raise DataError(str(reports[s]))
+    return data, load_pools(pools_dir), reports
+
+
+@dataclass
+class Prepared:
+    """What the steps start from. The conversations are made when first asked for, so a step that only inspects
+    never converts the training set; ``prepare`` makes one per run and process."""
+
+    cfg: Config
+    run: Path
+    train_records: object        # datasets.Dataset
+    test_records: object
+    pools: object
+    ablation: str | None = None
+    balance_judgement: bool = False
+
+    def _how(self) -> dict:
+        return dict(prompt_set=self.cfg.prompt_set, size=self.cfg.image_size, ablation=self.ablation)
+
+    @cached_property
+    def _convs(self) -> list:
+        shots = shot_plan(len(self.train_records), one_shot_first=min(self.cfg.one_shot_first, len(self.train_records)))
+        return convert(self.train_records, self.pools, shots, seed=self.cfg.seed, progress=True, **self._how())
+
+    @property
+    def n_eval(self) -> int:
+        return min(self.cfg.n_eval, len(self.train_records) // 4)
+
+    @cached_property
+    def train_convs(self) -> list:
+        convs = self._convs[:len(self._convs) - self.n_eval]
+        if self.balance_judgement:
+            passed = [parse_bbox(b)[0] == PASSED for b in self.train_records.select(range(len(convs)))["bbox_str"]]
+            convs = balance_judgements(convs, passed, self.cfg.seed)
+        return convs
+
+    @cached_property
+    def eval_convs(self) -> list:
+        return self._convs[len(self._convs) - self.n_eval:]
+
+    @cached_property
+    def test(self):
+        """The inspected test slice."""
+        return self.test_records.select(range(min(self.cfg.n_inspect, len(self.test_records))))
+
+    @cached_property
+    def infer(self) -> dict:
+        """Shot mode -> inference conversations of the test slice."""
+        return {shot: convert(self.test, self.pools, [shot] * len(self.test), seed=self.cfg.seed + 1,
+                              with_answer=False, **self._how()) for shot in self.cfg.inspect_shots}
+
+
+_PREPARED: dict = {}
+
+
+def prepare(cfg: Config, ablation: str | None = None, balance_judgement: bool = False) -> Prepared:
+    """Load and validate the run's data (the twin is written first when it is the source); the same config in the
+    same process gets the same ``Prepared`` back, so steps run one after another load the data once.
+
+    ``ablation``, ``balance_judgement``: conversation options of the learn research (``conversation.convert``)."""
+    key = (json.dumps(asdict(cfg), sort_keys=True, default=str), ablation, balance_judgement)
+    if key in _PREPARED:
+        return _PREPARED[key]
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    if not (run / "config.json").exists():
+        cfg.save(run / "config.json")
+    data, pools, _ = load_data(cfg, run)
+    train_ds = data[SPLITS[0]]
+    if not (run / "samples.png").exists():
+        sample_sheet(train_ds, pools, path=run / "samples.png")
+    _PREPARED[key] = Prepared(cfg, run, train_ds, data[SPLITS[1]], pools, ablation, balance_judgement)
+    return _PREPARED[key]
+
+
+def train_step(cfg: Config, prepared: Prepared | None = None, extras=None):
+    """Fine-tune (``training.train``) and plot the learning curves; ``extras``: see ``training.train``."""
+    backends.choose(cfg.backend)
+    p = prepared or prepare(cfg)
+    trainer = train(cfg, p.train_convs, p.eval_convs, p.run, extras=extras)
+    plot_step(p.run)
+    return trainer
+
+
+def _training_log(run) -> Path:
+    path = Path(run) / "log_history.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no training log in this run folder; train first "
+                                "(notebook 03_finetune, or python -m qeu_vlm train --run RUN)")
+    return path
+
+
+def plot_step(run) -> Path:
+    """Learning curves from the saved log only: the same PNG from the notebook and the command line."""
+    run = Path(run)
+    learning_curves(_training_log(run), run / "learning_curves.png")
+    return run / "learning_curves.png"
+
+
+def loss_summary(run) -> dict:
+    """First and last train loss, and eval loss at each evaluation, from the saved log only."""
+    log = json.loads(_training_log(run).read_text())
+    train = [h["loss"] for h in log if "loss" in h]
+    return {"steps": max((h.get("step", 0) for h in log), default=0),
+            "first_train_loss": train[0] if train else None, "last_train_loss": train[-1] if train else None,
+            "eval_loss": {h["step"]: round(h["eval_loss"], 4) for h in log if "eval_loss" in h}}
+
+
+def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=None, prepared=None) -> dict:
+    """Inspect the test slice zero- and one-shot with the base model or base + trained weights; score it.
+
+    ``prepared``: what ``prepare(cfg)`` returned, so a caller running several steps loads the data once.
+    """
+    backend = backends.choose(cfg.backend)
+    p = prepared or prepare(cfg)
+    run, test = p.run, p.test
+    if model is None:
+        model, processor = load_model(cfg, run, backend, adapter=str(run / "adapter") if which == "finetuned" else None)
+    truths = [answer_for(r) for r in test]
+    rows = []
+    for shot, cs in p.infer.items():
+        new = predict(model, processor, test, cs, truths, run / f"predictions_{which}_{shot}.jsonl",
+                      batch_size=cfg.inspect_batch_size, max_new_tokens=cfg.max_new_tokens, backend=backend)
+        example_figure(cs[0], new[0]["text"], format_answer(truths[0]), run / f"example_{which}_{shot}.png")
+        rows += new
+    evaluation_plots(rows, run / f"evaluation_{which}.png", title=which)
+    scores = score_rows(rows)
+    seen = Counter(r["parsed"]["position"] for r in rows).most_common()
+    scores["answers_seen"], scores["answer_distribution"] = dict(seen[:5]), dict(seen)
+    (run / f"metrics_{which}.json").write_text(json.dumps(scores, indent=1, default=str))
+    return scores
+
+
+def baseline_step(cfg: Config, prepared=None) -> dict:
+    """The classic inspector: fitted on the training split, run on the same test slice as the VLM (reference +
+    test image, so its rows count as zero-shot), scored the same way."""
+    import numpy as np
+
+    from .baseline import Baseline
+    from .generation import prediction_row, write_jsonl
+
+    p = prepared or prepare(cfg)
+    run, pools = p.run, p.pools
+    bl = Baseline().fit(p.train_records, pools)
+    bl.save(run / "baseline.json")
+    rng = np.random.default_rng(cfg.seed + 2)
+    rows = []
+    for r in tqdm(p.test, desc="baseline"):
+        t = time.perf_counter()
+        text = bl.answer(r, pools.passed[r["type"]][rng.integers(len(pools.passed[r["type"]]))])
+        rows.append(prediction_row(text, answer_for(r), "zero", r["type"], time.perf_counter() - t))
+    write_jsonl(rows, run / "predictions_baseline.jsonl")
+    scores = score_rows(rows)
+    (run / "metrics_baseline.json").write_text(json.dumps(scores, indent=1, default=str))
+    return scores
+
+
+def run_replay(cfg: Config) -> dict:
+    t0 = time.perf_counter()
+    backend = backends.choose(cfg.backend)
+    prepared = prepare(cfg)
+    base = inspect_step(cfg, "base", prepared=prepared)
+    baseline = baseline_step(cfg, prepared)
+    trainer = train_step(cfg, prepared)
+    tuned = inspect_step(cfg, "finetuned", trainer.model, trainer.processing_class, prepared)
+    metrics = {"base": base, "finetuned": tuned, "baseline": baseline, "backend": backend, "model": cfg.model,
+               "train_records": len(prepared.train_convs), "eval_records": len(prepared.eval_convs),
+               "test_records": len(prepared.test),
+               "answers_seen": tuned["answers_seen"], "seconds": round(time.perf_counter() - t0, 1)}
+    (prepared.run / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    (prepared.run / "report.md").write_text(report(metrics, cfg))
+    return metrics

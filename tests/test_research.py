@@ -1,0 +1,248 @@
+"""The learn research (qeu_vlm.research): the profile and its report, the vision warm-up, the training options,
+the probes."""
+import json
+from dataclasses import replace
+from functools import partial
+
+import pytest
+import torch
+from PIL import Image
+
+from qeu_vlm.answer import Answer, format_answer
+from qeu_vlm.batching import make_collator
+from qeu_vlm.config import Config
+from qeu_vlm.conversation import with_image_list
+from qeu_vlm.model import load_model
+from qeu_vlm.training import train
+from qeu_vlm.research.hooks import curriculum, extras
+from qeu_vlm.research.learn import LearnSettings, learn_report, learn_run
+from qeu_vlm.research.vision_warmup import WarmupError, judgement_examples, vision_tower, warm_up_vision
+
+
+def _conv(image, judgement):
+    answer = format_answer(Answer("CYLN_DST", 27, judgement, "Y-plus", "X:3, Y:C"))
+    return {"messages": [{"role": "user", "content": [{"type": "text", "text": "inspect"},
+                                                      {"type": "image", "image": Image.new("RGB", (56, 56))},
+                                                      {"type": "image", "image": image}]},
+                         {"role": "assistant", "content": [{"type": "text", "text": answer}]}], "shot": "zero"}
+
+
+@pytest.fixture(scope="module")
+def smoke_model(tmp_path_factory):
+    return load_model(Config().smoke(), tmp_path_factory.mktemp("warm"), "hf")
+
+
+def test_warm_up_teaches_the_tower_blatant_images_and_leaves_the_language_model_alone(smoke_model):
+    model, proc = smoke_model
+    # two sizes, independent of the label: each image's tokens are pooled apart
+    convs = [_conv(Image.new("RGB", (56, 56) if i % 4 < 2 else (84, 56), (255, 255, 255) if i % 2 else (0, 0, 0)),
+                   "defective" if i % 2 else "passed") for i in range(16)]
+    tower = vision_tower(model)
+    lm_before = {n: p.clone() for n, p in model.named_parameters() if "visual" not in n}
+    tower_before = {n: p.clone() for n, p in tower.named_parameters()}
+    out = warm_up_vision(model, proc, convs, steps=100, lr=1e-3, batch_size=8)
+    assert out["log"][-1]["step"] == 100 and out["log"][-1]["accuracy"] == 1.0 and out["seconds"] > 0
+    assert out["log"][-1]["loss"] < out["log"][0]["loss"]
+    assert all(torch.equal(p, lm_before[n]) for n, p in model.named_parameters() if "visual" not in n)
+    assert any(not torch.equal(p, tower_before[n]) for n, p in tower.named_parameters())
+
+
+def test_test_image_is_the_last_image_and_bad_conversations_are_named():
+    white = Image.new("RGB", (56, 56), (255, 255, 255))
+    assert judgement_examples([_conv(white, "defective")]) == [(white, True)]
+    no_answer = _conv(white, "passed")
+    no_answer["messages"] = no_answer["messages"][:1]
+    with pytest.raises(WarmupError, match="conversation 1: needs a test image"):
+        judgement_examples([_conv(white, "passed"), no_answer])
+    unreadable = _conv(white, "maybe")
+    with pytest.raises(WarmupError, match="conversation 0: its answer has no passed/defective judgement"):
+        judgement_examples([unreadable])
+    with pytest.raises(WarmupError, match="has no 'visual' module"):
+        vision_tower(torch.nn.Linear(2, 2))
+
+
+def test_a_frozen_tower_is_an_error_not_a_silent_no_op(smoke_model):
+    model, proc = smoke_model
+    tower = vision_tower(model)
+    for p in tower.parameters():
+        p.requires_grad_(False)
+    try:
+        with pytest.raises(WarmupError, match="no trainable weights"):
+            warm_up_vision(model, proc, [_conv(Image.new("RGB", (56, 56)), "passed")], steps=1, lr=1e-3)
+    finally:
+        for p in tower.parameters():
+            p.requires_grad_(True)
+
+
+def test_train_runs_the_warm_up_inside_the_time_budget(twin, twin_dir, tmp_path):
+    from qeu_vlm.conversation import convert, shot_plan
+    from qeu_vlm.data import load_pools
+
+    recs = twin.splits["CYLNimages_train_1015"][:8]
+    convs = convert(recs, load_pools(twin_dir / "drive"), shot_plan(8, one_shot_first=0), seed=0)
+    cfg = replace(Config().smoke(), max_steps=50, eval_steps=0, save_steps=1000)
+    train(
+        cfg, convs, [], tmp_path, extras=partial(extras, cfg, LearnSettings(vision_warmup_steps=5, time_budget_s=3600))
+    )
+    warm = json.loads((tmp_path / "vision_warmup.json").read_text())
+    stats = json.loads((tmp_path / "train_stats.json").read_text())
+    assert warm["log"][-1]["step"] == 5 and stats["vision_warmup_s"] == warm["seconds"]
+    assert stats["steps"] == 50
+
+
+@pytest.fixture
+def setup(twin, twin_dir, smoke_model):
+    """A fresh smoke config (tests change it), the smoke model and twelve conversations (4 one-shot)."""
+    from qeu_vlm.conversation import convert, shot_plan
+    from qeu_vlm.data import load_pools
+
+    recs = twin.splits["CYLNimages_train_1015"][:12]
+    convs = convert(recs, load_pools(twin_dir / "drive"), shot_plan(12, one_shot_first=4), seed=0)
+    return (Config().smoke(), *smoke_model, convs)
+
+
+def test_judgement_first_curriculum_cuts_the_final_answer_before_its_mode(setup):
+
+    cfg, model, proc, convs = setup
+    cfg.loss_on = "assistant"
+    mask = make_collator(cfg, model, proc, "hf")
+    one = with_image_list(convs[0])
+    answer, star = one["messages"][-1]["content"][0]["text"], one["messages"][1]["content"][0]["text"]
+    callback = curriculum(mask, steps=3)
+    b = mask([one])
+    early = proc.tokenizer.decode(b["input_ids"][0][b["labels"][0] != -100])
+    judgement_line = answer[:answer.index("- defect mode")]
+    assert early.startswith(star + "<|im_end|>" + judgement_line) and "defect mode->" not in early
+    assert len(early) <= len(star + "<|im_end|>" + judgement_line) + 2      # at most the "- " of the next line
+    from types import SimpleNamespace
+
+    callback.on_step_begin(None, SimpleNamespace(global_step=2), None)
+    assert mask.cut is not None
+    callback.on_step_begin(None, SimpleNamespace(global_step=3), None)
+    b = mask([one])
+    assert (
+        proc.tokenizer.decode(b["input_ids"][0][b["labels"][0] != -100]) == star + "<|im_end|>" + answer + "<|im_end|>"
+    )
+
+
+def test_time_budget_stops_training_and_stats_are_written(setup, tmp_path):
+    cfg, _, _, convs = setup
+    cfg = replace(cfg, max_steps=50, eval_steps=0, save_steps=1000, loss_on="final")
+    train(cfg, convs[:8], [], tmp_path, extras=partial(extras, cfg, LearnSettings(vision_warmup_steps=0,
+                                                                                   time_budget_s=0.01)))
+    stats = json.loads((tmp_path / "train_stats.json").read_text())
+    assert stats["steps"] < 50 and stats["device"] == "cpu" and stats["tokens_per_sample"] > 100
+    assert (tmp_path / "plan.txt").read_text().startswith("token budget: 8 samples")
+
+
+def test_vision_learning_rate_gives_the_tower_its_own_scheduled_rate(setup, tmp_path):
+    from transformers import TrainerCallback
+
+    cfg, _, _, convs = setup
+    cfg = replace(cfg, max_steps=3, eval_steps=0, save_steps=1000, loss_on="final", learning_rate=1e-3,
+                  lr_schedule="linear", warmup_steps=0)
+    lab = LearnSettings(vision_warmup_steps=0, time_budget_s=None, vision_learning_rate=4e-3)
+    seen = []
+
+    class Rates(TrainerCallback):
+        def on_step_begin(self, args, state, control, model=None, optimizer=None, **kw):
+            names = {id(p): n for n, p in model.named_parameters()}
+            seen.append({("visual" in names[id(g["params"][0])], g["lr"]) for g in optimizer.param_groups})
+
+    t = train(cfg, convs[:8], [], tmp_path, callbacks=[Rates()], extras=partial(extras, cfg, lab))
+    assert seen[0] == {(True, 4e-3), (False, 1e-3)}                    # each group at its own peak
+    assert {v for v, _ in seen[1]} == {True, False} and {r for _, r in seen[1]} == {4e-3 * 2 / 3, 1e-3 * 2 / 3}
+    grouped = sum(len(g["params"]) for g in t.optimizer.param_groups)
+    assert grouped == sum(1 for p in t.model.parameters() if p.requires_grad)   # every weight, once
+
+
+def test_learn_model_has_balanced_modalities(tmp_path):
+    from qeu_vlm.tiny_model import build_tiny_vlm, load_tiny_vlm
+    from PIL import Image
+
+    build_tiny_vlm(tmp_path, size="learn", max_pixels=224 * 168)
+    model, proc = load_tiny_vlm(tmp_path)
+    assert 3.5e6 < sum(p.numel() for p in model.parameters()) < 4.5e6          # the issue's ~4M
+    x = proc.image_processor(images=[Image.new("RGB", (224, 154), (200, 30, 30))], return_tensors="pt")
+    with torch.no_grad():
+        feats = model.model.get_image_features(x["pixel_values"], x["image_grid_thw"])
+    feats = torch.cat(list(getattr(feats, "pooler_output", feats)))
+    text = model.model.get_input_embeddings().weight.norm(dim=-1).mean()
+    assert 0.3 < (feats.norm(dim=-1).mean() / text).item() < 3.0
+
+
+def test_learn_probe_scores_the_model_while_it_trains(twin_dir, tmp_path):
+    from qeu_vlm.research import probe
+
+    log = probe.main(["p", "balance_judgement=True", "vision_warmup_steps=3", "n_inspect=12", "logging_steps=1",
+                            "--steps", "2",
+                            "--every", "1", "--n", "12", "--root", str(tmp_path), "--twin", str(twin_dir)])
+    assert [e["step"] for e in log] == [1, 2]
+    assert all(0 <= e["judgement"] <= 1 for e in log)        # 12 records: both classes, so a balanced accuracy
+    assert log[-1]["train_loss"] is not None                   # the loss logged before the probe (step 1's)
+    saved = (tmp_path / "p" / "probe_log.json").read_text()
+    assert '"balance_judgement": true' in saved and '"step": 2' in saved
+
+
+def test_localisation_attempts_keep_the_learn_profiles_image_statistics(tmp_path):
+    from qeu_vlm.research.localization import ATTEMPTS, learn_config
+
+    profile = learn_run(tmp_path)[1].tiny_overrides
+    cfg, lab = learn_config(tmp_path, "twin", **ATTEMPTS["mrope-width"][1])
+    assert lab.tiny_overrides == {**profile, "rope_theta": 100.0, "mrope_section": [2, 4, 10]}
+    assert cfg.data == "twin/dataset" and learn_run(tmp_path)[1].tiny_overrides == profile   # the profile is untouched
+    # attempts made before the vision warm-up became the default still run without it
+    assert lab.vision_warmup_steps == 0
+    assert learn_config(tmp_path, "t", **ATTEMPTS["warmup-30"][1])[1].vision_warmup_steps == 500
+
+
+def test_pooling_probe_trains_the_vision_tower_under_each_pooling(twin_dir):
+    from qeu_vlm.research import pooling_probe
+
+    logs = {pool: pooling_probe.main(["--pool", pool, "--steps", "2", "--every", "1", "--n", "12", "--threads", "1",
+                                      "--size", "112x77", "--twin", str(twin_dir)]) for pool in pooling_probe.POOLS}
+    for log in logs.values():
+        assert [e["step"] for e in log] == [1, 2]
+        assert all(0 <= e["balanced_accuracy"] <= 1 and e["loss"] > 0 for e in log)
+    first = {pool: log[0]["loss"] for pool, log in logs.items()}  # same seed, same batch: only the pooling differs
+    assert first["max"] != first["mean"]
+    assert abs(first["attn"] - first["mean"]) < 0.01     # a softmax query starts out as an average of the tokens
+
+
+def test_learn_command_writes_the_side_by_side_report(tmp_path):
+    from qeu_vlm.research.learn import main
+
+    out = tmp_path / "learn"
+    assert main(["--out", str(out), "--minutes", "0.2", "--n-train", "80", "--n-test", "12", "--steps", "4"]) == 0
+    text = (out / "learn_report.md").read_text()
+    for row in (
+        "| learn |",
+        "| ablation |",
+        "| classic baseline |",
+        "Answer distribution",
+        "judgement_balanced_accuracy <= 0.6",
+    ):
+        assert row in text
+    stats = json.loads((out / "train_stats.json").read_text())
+    assert stats["steps"] <= 4 and (out / "ablation" / "predictions_finetuned_zero.jsonl").exists()
+    # the vision warm-up shrinks with the budget: 500 steps at 10 minutes, 10 at 0.2
+    assert json.loads((out / "vision_warmup.json").read_text())["log"][-1]["step"] == 10
+    assert stats["vision_warmup_s"] > 0 and "| vision warm-up s |" in text
+    assert json.loads((out / "config.json").read_text())["dst_fraction"] == 1.0
+
+
+@pytest.mark.parametrize("learn, ablation, says", [
+    (0.97, 0.50, "uses the test image"),
+    (0.79, 0.50, "reads the test image (0.790 with it, 0.500 without), though it has not reached its target"),
+    (0.50, 0.50, "proves nothing while the learn run itself is at chance level"),
+    (0.97, 0.90, "does not use the test image"),
+])
+def test_learn_report_judges_the_ablation_against_the_learn_run(learn, ablation, says):
+    def run(judgement):
+        return {"scores": {"format_valid": 1.0, "judgement_balanced_accuracy": judgement, "mode_accuracy": 0.3,
+                           "position_exact": 0.04, "within_one_pin": 0.2, "distinct_positions": 1},
+                "train": {"steps": 10, "runtime_s": 1.0}, "loss": {"last_train_loss": 0.1},
+                "answer_distribution": {"passed": 1}, "test_records": 1}
+
+    text = learn_report({"learn": run(learn), "ablation": run(ablation), "seconds": 1.0})
+    assert says in text.split("- ablation")[1].splitlines()[0]
