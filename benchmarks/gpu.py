@@ -208,8 +208,10 @@ def run_config(spec: dict):
                        eval_steps=0, n_inspect=2, save_steps=10_000, max_steps=spec["steps"],
                        backend=spec["backend"], one_shot_first=base.one_shot_first)
     p = PRESETS[spec["preset"]]
+    # toy models check the paths, batch collation included; accumulating more micro-batches checks nothing more
     return replace(base, model=spec["model"], max_pixels=p.max_pixels, max_length=p.max_length,
-                   batch_size=p.batch_size, grad_accum=p.grad_accum, load_in_4bit=p.load_in_4bit)
+                   batch_size=p.batch_size, grad_accum=1 if spec.get("shrink") else p.grad_accum,
+                   load_in_4bit=p.load_in_4bit)
 
 
 def _t4_before_import() -> None:
@@ -221,14 +223,22 @@ def _t4_before_import() -> None:
         raise RuntimeError("T4 emulation needs a CUDA GPU (the cap is a CUDA allocator limit)")
     total = torch.cuda.get_device_properties(0).total_memory
     torch.cuda.set_per_process_memory_fraction(min(1.0, T4_GIB * GIB / total))
-    torch.cuda.is_bf16_supported = lambda *a, **k: False
+    torch.cuda.is_bf16_supported = _no_bf16
+
+
+def _no_bf16(including_emulation: bool = False) -> bool:
+    return False
 
 
 def _t4_after_import() -> None:
-    """Unsloth's own bf16 flag comes from the device's compute capability, not from torch's probe."""
+    """Unsloth's own bf16 flag comes from the device's compute capability, not from torch's probe, and its import
+    wraps torch's probe around that flag."""
+    import torch
+
     for name in ("unsloth._gpu_init", "unsloth.models._utils"):
         if hasattr(sys.modules.get(name), "SUPPORTS_BFLOAT16"):
             sys.modules[name].SUPPORTS_BFLOAT16 = False
+    torch.cuda.is_bf16_supported = _no_bf16
 
 
 def _train(spec: dict) -> dict:
@@ -252,7 +262,7 @@ def _train(spec: dict) -> dict:
         the GPU's peak while loading, then its peak while training (reset when training begins)."""
 
         def __init__(self):
-            self.steps, self.load_peak, self.t = [], None, None
+            self.steps, self.load_peak, self.t = [], 0.0, time.perf_counter()
 
         def on_train_begin(self, args, state, control, **kw):
             if cuda:
@@ -292,7 +302,7 @@ def _train(spec: dict) -> dict:
 
 def _notebooks(spec: dict) -> dict:
     """Notebooks 03 and 05 in fresh kernels, not in smoke mode, on the run folder this writes."""
-    from qeu_vlm.suite import run_notebooks
+    from qeu_vlm.notebook_runner import run_notebooks
 
     cfg = replace(run_config(spec), one_shot_first=8, n_inspect=2)
     run = Path(spec["run"])
@@ -332,9 +342,11 @@ class Runner:
         return self.end - time.monotonic()
 
     def __call__(self, name: str, spec: dict) -> dict:
-        need = self.longest.get(spec["kind"], 1.0)
+        kind = spec["kind"]
+        need = self.longest.get(kind, 1.0)
         if self.left() < need:
-            return {"error": f"skipped: budget ({self.left():.0f} s left, a {spec['kind']} run took {need:.0f} s)"}
+            took = f", a {kind} run took {need:.0f} s" if kind in self.longest else ""
+            return {"error": f"skipped: budget ({max(0.0, self.left()):.0f} s left{took})"}
         result = self.out / "results" / f"{name}.json"
         result.unlink(missing_ok=True)
         spec = dict(spec, result=str(result), timeout=self.left())
@@ -427,7 +439,8 @@ def run_all(args, argv) -> dict:
         if r["preset"] not in models:
             row["error"] = build.get("errors", {}).get(r["preset"]) or f"not built: {build.get('error')}"
         else:
-            spec = dict(r, model=models[r["preset"]], steps=args.steps, run=str(out / "runs" / r["name"]))
+            spec = dict(r, model=models[r["preset"]], steps=args.steps, shrink=args.shrink,
+                        run=str(out / "runs" / r["name"]))
             row |= runner(r["name"], spec)
             if not toy and r["kind"] == "train":
                 row["planner GiB"] = planner_gib(r["preset"], r["shot"], r["backend"])

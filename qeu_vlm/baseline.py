@@ -27,8 +27,7 @@ from scipy import ndimage as ndi
 
 from .answer import Answer, answer_for, format_answer
 from .data import decode
-from .domain import ALL_ADDRESSES, IMAGE_TYPES, MODE_VECTORS, N_PINS, PASSED, Address
-from .synth import pin_centre
+from .domain import ALL_ADDRESSES, IMAGE_TYPES, MODE_VECTORS, N_PINS, PASSED, Address, pin_centre
 
 BOX = 21            # px: about the size of a bent pin's blob
 ERODE = 3           # px: removes outlines a pixel or two wide (DST pin rings, RAW misalignment edges), keeps blobs
@@ -98,7 +97,7 @@ class Baseline:
     def _calibrated(self, stand_out: np.ndarray, typ: str) -> np.ndarray:
         return (stand_out - np.asarray(self.pin_mean[typ])) / np.asarray(self.pin_std[typ])
 
-    def inspect(self, test, typ: str, reference=None) -> Answer:
+    def judge(self, test, typ: str, reference=None) -> Answer:
         stand_out, where = self.evidence(test, typ, reference)
         i, j = np.unravel_index(stand_out.argmax(), stand_out.shape)
         if stand_out[i, j] <= self.threshold[typ]:
@@ -109,7 +108,7 @@ class Baseline:
         return Answer(typ, N_PINS, "defective", mode, addr.canonical)
 
     def answer(self, record: dict, reference=None) -> str:
-        return format_answer(self.inspect(record["image"], record["type"], reference))
+        return format_answer(self.judge(record["image"], record["type"], reference))
 
     def _straight_top(self, addr: Address, typ: str):
         cx, cy = pin_centre(addr)

@@ -155,7 +155,7 @@ def cmd_plan(a):
 
 
 def cmd_notebooks(a):
-    from .suite import run_notebooks
+    from .notebook_runner import run_notebooks
 
     for name, sec in run_notebooks(a.run, smoke=a.smoke, only=a.only).items():
         print(f"{name}: {sec} s")

@@ -1,17 +1,42 @@
-"""What a notebook needs to know about where it runs: Colab or not, and Google Drive mounted when used."""
+"""What a notebook needs to know about where it runs: Colab or not, the run folder, Google Drive mounted when used.
+
+Each Colab notebook runs in its own runtime, so the run folder they share must outlive a runtime: on Colab it
+defaults to Drive. Smoke runs default to a folder of their own, so they never meet a real run's settings.
+"""
 from __future__ import annotations
 
 import os
 
 DRIVE = "/content/drive"
+# RUN_DIR = None in a notebook picks one of these; the same in all six, so nobody edits six cells.
+DEFAULT_RUN = {(True, False): f"{DRIVE}/MyDrive/qeu_vlm/run", (True, True): f"{DRIVE}/MyDrive/qeu_vlm/smoke",
+               (False, False): "runs/replay", (False, True): "runs/smoke"}
 
 
 def on_colab() -> bool:
     return any(k.startswith("COLAB_") for k in os.environ)
 
 
+def smoke_asked(smoke: bool = False) -> bool:
+    """Smoke mode as ``Config.open`` decides it: the notebook's ``SMOKE`` or ``QEU_VLM_SMOKE=1``."""
+    return bool(smoke) or os.environ.get("QEU_VLM_SMOKE") == "1"
+
+
+def run_folder(run_dir=None, smoke: bool = False) -> str:
+    """The run folder: ``run_dir`` if given, else ``QEU_VLM_RUN_DIR``, else the default for Colab or not and
+    smoke or not (``DEFAULT_RUN``).
+
+    >>> run_folder("runs/mine"), run_folder(None, smoke=True) in ("runs/smoke", DEFAULT_RUN[(True, True)])
+    ('runs/mine', True)
+    """
+    if run_dir:
+        return str(run_dir)
+    return os.environ.get("QEU_VLM_RUN_DIR") or DEFAULT_RUN[(on_colab(), smoke_asked(smoke))]
+
+
 def mount_drive(*paths) -> bool:
-    """Mount Google Drive when any of ``paths`` lies on it (on Colab); True if mounted.
+    """Mount Google Drive when any of ``paths`` (run folder, data, pools, test data) lies on it, on Colab;
+    True if Drive is mounted. A path that is not on Drive (None, ``synthetic``, ``hub:...``) is ignored.
 
     Off Colab a Drive path is an error, named, rather than a folder created in the wrong place.
     """
@@ -20,7 +45,57 @@ def mount_drive(*paths) -> bool:
         return False
     if not on_colab():
         raise RuntimeError(f"{used[0]}: a Google Drive path, but this is not Colab; use a local folder")
+    if os.path.isdir(f"{DRIVE}/MyDrive"):        # mounted by an earlier cell of this runtime
+        return True
     from google.colab import drive  # type: ignore
 
     drive.mount(DRIVE)
     return True
+
+
+def _widgets() -> bool:
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def quiet_output() -> None:
+    """Output a student can read, called first in every notebook: no library warnings or log lines, and
+    progress bars only where they draw as one bar.
+
+    With ipywidgets (Colab, most Jupyter installs) tqdm draws one widget per bar. Without it (papermill, CI, a
+    bare kernel) a text bar becomes a pink stderr line per update in a saved notebook, so bars are off there.
+    Errors still show: only warnings and info logs are silenced.
+    """
+    import logging
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")          # DataLoader on a machine without a GPU
+    warnings.filterwarnings("ignore", message=".*IProgress not found.*")  # tqdm without ipywidgets
+    for name in ("transformers", "datasets", "huggingface_hub", "accelerate", "peft", "trl", "unsloth"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    # The Trainer shows its notebook table of losses only while this logger lets warnings through; above that it
+    # prints one dict per step instead.
+    logging.getLogger("transformers.training_args").setLevel(logging.WARNING)
+    if not _widgets():
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+        import tqdm.std
+
+        if not getattr(tqdm.std.tqdm.__init__, "_quiet", False):
+            tqdm.std.tqdm.__init__ = _silenced(tqdm.std.tqdm.__init__)
+
+
+def _silenced(init):
+    def silent(self, *args, **kwargs):
+        kwargs["disable"] = True
+        init(self, *args, **kwargs)
+
+    silent._quiet = True
+    return silent

@@ -2,13 +2,28 @@
 
 >>> Config().smoke().max_steps
 4
+
+A run folder is either a smoke run or a real one, never both: ``Config.open`` decides smoke mode from the call
+(and ``QEU_VLM_SMOKE``) every time, and refuses a folder whose saved settings say otherwise, so a smoke run's
+tiny model and four steps can never leak into a real run that reuses its folder.
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+
+
+class RunFolderError(FileNotFoundError):
+    """The run folder lacks what a step needs, or holds a run with other settings; the message says which
+    notebook or setting to change. A FileNotFoundError, so code that waits for a missing file catches it too."""
+
+
+# What smoke() replaces: decided at every open, so a real run's settings are never overwritten by it.
+SMOKE = dict(model="tiny", backend="hf", n_train=48, n_test=16, one_shot_first=12, n_eval=8, n_inspect=8,
+             max_steps=4, eval_steps=2, save_steps=2, batch_size=2, grad_accum=1, max_pixels=224 * 160,
+             max_length=1024, full_finetune=True, learning_rate=1e-3, max_new_tokens=48, gradient_checkpointing=False)
 
 
 @dataclass
@@ -57,32 +72,91 @@ class Config:
     max_new_tokens: int = 64
     inspect_batch_size: int = 8
     smoke_mode: bool = False           # set by smoke(): nothing is pushed, reports say "smoke figures"
+    real_model: str | None = None      # smoke mode: the preset the real run would train (03 shows its VRAM plan)
 
     def smoke(self) -> "Config":
-        """A smaller real run: tiny offline model, a few steps, a small test slice."""
-        return replace(self, smoke_mode=True, model="tiny", backend="hf", n_train=48, n_test=16, one_shot_first=12,
-                       n_eval=8, n_inspect=8, max_steps=4, eval_steps=2, save_steps=2, batch_size=2, grad_accum=1,
-                       max_pixels=224 * 160, max_length=1024, full_finetune=True, learning_rate=1e-3,
-                       max_new_tokens=48, gradient_checkpointing=False)
+        """A smaller real run: tiny offline model, a few steps, a small test slice.
+
+        >>> c = Config(model="qwen2-vl-7b").smoke(); c.model, c.real_model
+        ('tiny', 'qwen2-vl-7b')
+        """
+        real = self.real_model or (self.model if self.model != "tiny" else None)
+        return replace(self, smoke_mode=True, real_model=real, **SMOKE)
 
     @classmethod
-    def open(cls, run_dir, smoke: bool = False, **overrides) -> "Config":
-        """The run's settings: ``run_dir/config.json`` if an earlier step wrote it, else the defaults; overrides
-        that are not None replace fields; saved back, so every notebook and command of the run sees the same.
-        ``QEU_VLM_SMOKE=1`` in the environment also asks for smoke mode.
+    def open(cls, run_dir, smoke: bool = False, first: str | None = None, **overrides) -> "Config":
+        """The run's settings: ``run_dir/config.json`` if an earlier step wrote it, else the defaults with the
+        overrides that are not None; saved, so every notebook and command of the run sees the same.
+
+        Smoke mode (``smoke``, or ``QEU_VLM_SMOKE=1`` in the environment) is decided by this call, never inherited:
+        opening a smoke run's folder for a real run, or the reverse, is an error, and so is an override that
+        contradicts the saved settings. ``first``: the notebook that starts a run; when given and the folder holds
+        no run yet, the error names it instead of starting a run with default settings.
 
         >>> import tempfile; d = tempfile.mkdtemp()
-        >>> Config.open(d, smoke=True).model, Config.open(d).model
-        ('tiny', 'tiny')
+        >>> Config.open(d, smoke=True).model, Config.open(d, smoke=True).real_model
+        ('tiny', 'qwen2.5-vl-3b')
+        >>> Config.open(d)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        qeu_vlm.config.RunFolderError: ... holds a smoke run, and this is a real run (SMOKE = False)...
         """
+        smoke = bool(smoke) or os.environ.get("QEU_VLM_SMOKE") == "1"
         path = Path(run_dir) / "config.json"
-        cfg = cls.load(path) if path.exists() else cls()
-        cfg = replace(cfg, run_dir=str(run_dir), **{k: v for k, v in overrides.items() if v is not None})
-        if smoke or os.environ.get("QEU_VLM_SMOKE") == "1":
-            cfg = cfg.smoke()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cfg.save(path)
-        return cfg
+        asked = {k: v for k, v in overrides.items() if v is not None}
+        if not path.exists():
+            if first:
+                raise RunFolderError(f"{run_dir}: no run here yet (no config.json); run notebook {first} first, "
+                                     "with the same RUN_DIR")
+            cfg = replace(cls(), run_dir=str(run_dir), **asked)
+            cfg = cfg.smoke() if smoke else cfg
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cfg.save(path)
+            return cfg
+        saved = cls.load(path)
+        if saved.smoke_mode != smoke:
+            kinds = ("a smoke run", "a real run (SMOKE = False)")
+            have, want = (kinds[0], kinds[1]) if saved.smoke_mode else (kinds[1], "a smoke run (SMOKE = True)")
+            raise RunFolderError(f"{run_dir} holds {have}, and this is {want}; give this run its own RUN_DIR "
+                                 "(or delete that folder's config.json to start it again)")
+        # In a smoke run the asked model is the one the real run would train; smoke's own values stand for the rest.
+        view = replace(saved, model=saved.real_model) if smoke and saved.real_model else saved
+        clash = {k: (getattr(view, k), v) for k, v in asked.items()
+                 if getattr(view, k) != v and not (smoke and k in SMOKE and k != "model")}
+        if clash:
+            said = "; ".join(f"{k} is {old!r} there, {new!r} here" for k, (old, new) in clash.items())
+            raise RunFolderError(f"{run_dir} holds a run with other settings ({said}); use a new RUN_DIR for "
+                                 "new settings, or set these back")
+        if saved.run_dir != str(run_dir):
+            # the same run reached by another path (a Drive folder copied, a relative path): follow the folder
+            saved = replace(saved, run_dir=str(run_dir))
+            saved.save(path)
+        return saved
+
+    def require(self, *names: str, made_by: str) -> None:
+        """Stop, naming the notebook to run first, when the run folder lacks any of ``names``.
+
+        >>> Config(run_dir="/nonexistent").require("adapter", made_by="03_finetune")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        qeu_vlm.config.RunFolderError: /nonexistent has no adapter yet; run notebook 03_finetune first, ...
+        """
+        missing = [n for n in names if not (Path(self.run_dir) / n).exists()]
+        if missing:
+            raise RunFolderError(f"{self.run_dir} has no {', '.join(missing)} yet; run notebook {made_by} first, "
+                                 "with the same RUN_DIR")
+
+    def table(self, *names: str) -> str:
+        """The settings ``names`` as a two-column Markdown table, for a notebook to show instead of the repr.
+
+        >>> print(Config().table("model", "max_steps"))
+        | setting | value |
+        |---|---|
+        | model | qwen2.5-vl-3b |
+        | max_steps | 20 |
+        """
+        rows = [f"| {n} | {_cell(getattr(self, n))} |" for n in names]
+        return "\n".join(["| setting | value |", "|---|---|", *rows])
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2))
@@ -90,4 +164,14 @@ class Config:
     @classmethod
     def load(cls, path) -> "Config":
         d = json.loads(Path(path).read_text())
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
+
+
+def _cell(v) -> str:
+    """A value as a table cell: tuples joined, None as a dash, never Markdown that changes the table."""
+    if v is None:
+        return "–"
+    if isinstance(v, tuple):
+        return ", ".join(str(x) for x in v)
+    return str(v).replace("|", "\\|")

@@ -14,8 +14,7 @@ from pathlib import Path
 import datasets
 from PIL import Image
 
-from .domain import IMAGE_TYPES, Address, DomainError, check_record
-from .synth import STAR_TABLE
+from .domain import IMAGE_TYPES, STAR_TABLE, Address, DomainError, check_record
 
 COLUMNS = ("dir", "position", "type", "bbox_str", "image")
 POOL_KINDS = ("DST", "RAW", "DST_STAR", "RAW_STAR")
@@ -107,7 +106,7 @@ def load_records(source: str, split: str = "train", collect: bool = False, token
     """
     if source.startswith("hub:"):
         repo = source[4:]
-        ds = datasets.load_dataset(repo, split=split, token=token or os.environ.get("HF_TOKEN"))
+        ds = datasets.load_dataset(repo, split=split, token=token)     # None: HF_TOKEN or Colab secrets
     else:
         path = Path(source)
         if not path.exists():
@@ -127,16 +126,18 @@ def load_records(source: str, split: str = "train", collect: bool = False, token
 
 
 def _load_folder(path: Path) -> datasets.Dataset:
+    """A folder of images with ``metadata.csv``, through datasets' ``imagefolder``. It keeps a row whose image is
+    missing or broken (it fails only when that image is decoded), so ``validate`` names every such row."""
     with open(path / "metadata.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
+        reader = csv.DictReader(f)
+        header, first = reader.fieldnames or [], next(reader, None)
+    if first is None:
         raise DataError(f"{path}/metadata.csv: no rows")
-    missing = [c for c in ("file_name",) + COLUMNS[:4] if c not in rows[0]]
+    missing = [c for c in ("file_name",) + COLUMNS[:4] if c not in header]
     if missing:
         raise DataError(f"{path}/metadata.csv: row 0, missing columns {missing}")
-    cols = {c: [r[c] for r in rows] for c in COLUMNS[:4]}
-    cols["image"] = [{"path": str(path / r["file_name"]), "bytes": None} for r in rows]
-    ds = datasets.Dataset.from_dict(cols)
+    features = datasets.Features({c: datasets.Value("string") for c in COLUMNS[:4]} | {"image": datasets.Image()})
+    ds = datasets.load_dataset("imagefolder", data_dir=str(path), split="train", features=features)
     return ds.cast_column("image", datasets.Image(decode=False))
 
 

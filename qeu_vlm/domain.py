@@ -21,12 +21,26 @@ DEFECT_MODES = ("X-plus", "X-minus", "Y-plus", "Y-minus")
 MODES = ("passed",) + DEFECT_MODES
 PASSED = "passed"
 N_PINS = len(COLS) * len(ROWS)
-# The 18 pins that carry defects in the real data (inferred: 19 position classes incl. passed).
-ORIGINAL_DEFECT_PINS = tuple(f"{c}{r}" for c in (1, 2, 3, 4, 5, 6, 7, 8, 9) for r in ("U", "D"))
+
+# Where things are in a labelled dataset image, from the real bboxes (width x height in pixels).
+IMAGE_SIZE = (410, 280)
+TOP, LEFT = 60, 60                       # label bands: digits on top, letters on the left
+COL_X0, COL_PITCH = 87.0, 37.0           # pin centres
+ROW_Y = {"U": 125.0, "C": 172.0, "D": 219.0}
+STAR_TABLE = "star_addresses.csv"        # in passed_image/: star image file name -> the starred pin's address
 
 # Bend direction in image coordinates (x right, y down). From the real bboxes, a Y-plus bend
 # reaches upward (toward row U), so Y-plus is -y in the image.
 MODE_VECTORS = {"X-plus": (1, 0), "X-minus": (-1, 0), "Y-plus": (0, -1), "Y-minus": (0, 1)}
+
+
+def pin_centre(addr: "Address") -> tuple[float, float]:
+    """Nominal centre of a pin's base in the 410-px image.
+
+    >>> pin_centre(Address(1, "U"))
+    (87.0, 125.0)
+    """
+    return COL_X0 + (addr.col - 1) * COL_PITCH, ROW_Y[addr.row]
 
 
 class DomainError(ValueError):

@@ -54,6 +54,26 @@ def generate(model, processor, convs: list[dict], batch_size: int = 8, max_new_t
     return out
 
 
+def stream_answer(model, processor, conv: dict, backend: str = "hf", max_new_tokens: int = 64) -> str:
+    """One answer printed token by token as it is generated, as Unsloth's notebooks end their training; returns it.
+
+    ``conv``: an inference conversation (no final answer), as ``to_conversation(..., with_answer=False)`` makes it.
+    """
+    import torch
+    from transformers import TextStreamer
+
+    tok = processor.tokenizer
+    for_inference(model, backend)
+    sample = with_image_list(conv)
+    text = processor.apply_chat_template(sample["messages"], tokenize=False, add_generation_prompt=True)
+    batch = processor(text=[text], images=[sample["images"]], return_tensors="pt").to(model.device)
+    with torch.inference_mode():
+        out = model.generate(**batch, streamer=TextStreamer(tok, skip_prompt=True, skip_special_tokens=True),
+                             do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stop_ids(model, tok),
+                             pad_token_id=tok.pad_token_id)
+    return tok.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
 def prediction_row(text: str, truth, shot: str, image_type: str, seconds: float) -> dict:
     """One line of a predictions JSONL: the raw text, its parse (never trusted, never raising), the truth."""
     return {"text": text, "parsed": parse_answer(text).to_dict(), "truth": truth.to_dict(), "shot": shot,

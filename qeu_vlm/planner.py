@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from .domain import IMAGE_SIZE
 from .presets import PRESETS
 
 GIB = 2**30
 GPUS = {"T4": 15.0, "L4": 22.0, "A100": 40.0}     # GiB usable (the cards' 16/24/40 GB less the CUDA context)
-IMAGE = (410, 280)                                 # the datasets' image size (width, height)
+IMAGE = IMAGE_SIZE                                 # the datasets' image size (width, height)
 IMAGES = {"zero": 2, "one": 3, "composite": 1}
 QWEN_MAX_PIXELS = 28 * 28 * 1280   # Qwen-VL processors' default cap
 MLLAMA_TILE = 560                  # Llama-3.2-Vision's tile side
@@ -261,7 +262,7 @@ def plan(preset: str, gpus=tuple(GPUS), **kw) -> Plan:
     return p
 
 
-def preflight(cfg, lengths: list[int], backend: str) -> str:
+def memory_check(cfg, lengths: list[int], backend: str) -> str:
     """The pre-training check: on a GPU, warn when the estimate does not fit it (naming the fix); on CPU, report
     the token budget. ``backend``: "unsloth" or "hf" (which checkpointing runs). Returns the message it logged."""
     import logging

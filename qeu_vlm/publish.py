@@ -3,13 +3,11 @@ secrets and is never printed, logged or written to disk."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 CARD = """---
-library_name: peft
-base_model: {base}
-tags: [vision-language, inspection, unsloth, qeu_vlm]
+library_name: {library}
+{base_line}tags: [vision-language, inspection, unsloth, qeu_vlm]
 ---
 # {name}
 
@@ -18,7 +16,8 @@ format (image type, pin count, judgement, defect mode, defect position).
 
 ## Metrics
 
-Scored on {n} test records (`qeu_vlm.score`; unparseable answers count as wrong).
+Scored on {records} test records, each inspected {shots} ({n} answers in all; `qeu_vlm.score`, unparseable
+answers count as wrong; `n/a`: undefined on these records).
 
 | shot | format valid | judgement balanced acc. | mode acc. | position exact | within one pin |
 |---|---|---|---|---|---|
@@ -29,16 +28,11 @@ Scored on {n} test records (`qeu_vlm.score`; unparseable answers count as wrong)
 
 
 def hub_token() -> str | None:
-    """HF_TOKEN from the environment, else Colab's secret store; None when neither has one."""
-    tok = os.environ.get("HF_TOKEN")
-    if tok:
-        return tok
-    try:
-        from google.colab import userdata  # type: ignore
+    """The Hub token as huggingface_hub finds it: ``HF_TOKEN``, Colab's secret store (the key icon), or a saved
+    login; None when there is none. Never printed or saved by this package."""
+    from huggingface_hub import get_token
 
-        return userdata.get("HF_TOKEN")
-    except Exception:                       # not on Colab, or the secret is not granted
-        return None
+    return get_token()
 
 
 def base_id(cfg) -> str:
@@ -48,27 +42,44 @@ def base_id(cfg) -> str:
     return PRESETS[cfg.model].hub_id if cfg.model in PRESETS else cfg.model
 
 
-def model_card(run: str | Path, base: str, name: str) -> str:
+def model_card(run: str | Path, base: str, name: str, full_model: bool = False) -> str:
+    """The model card: a YAML front-matter header (library, base model) and the metrics by shot mode.
+    ``full_model``: all weights were trained (the smoke model), so the folder is a transformers model, not a
+    peft adapter."""
     from .metrics import fmt_metric as f
 
     m = json.loads((Path(run) / "metrics_finetuned.json").read_text())
     rows = "\n".join(f"| {shot} | {f(s['format_valid'])} | {f(s['judgement_balanced_accuracy'])} | "
                      f"{f(s['mode_accuracy'])} | {f(s['position_exact'])} | {f(s['within_one_pin'])} |"
                      for shot, s in m["by_shot"].items())
+    shots = list(m["by_shot"])
+    per_shot = {s.get("n") for s in m["by_shot"].values()} - {None}
+    records = per_shot.pop() if len(per_shot) == 1 else m["all"]["n"]      # every shot mode saw the same records
     tiny = base == "tiny"
-    return CARD.format(base=base, name=name, kind="smoke-test model" if tiny else "LoRA adapter",
-                       n=m["all"]["n"], rows=rows,
-                       note="CPU smoke figures from a tiny random model, not a real VLM." if tiny else "")
+    kind = "smoke-test model" if tiny else "fully fine-tuned model" if full_model else "LoRA adapter"
+    return CARD.format(library="transformers" if full_model or tiny else "peft", name=name, kind=kind,
+                       base_line=f"base_model: {base}\n" if "/" in base else "",   # the Hub takes only repo ids
+                       base=base, records=records, shots=" and ".join(f"{s}-shot" for s in shots), n=m["all"]["n"],
+                       rows=rows, note="CPU smoke figures from a tiny random model, not a real VLM." if tiny else "")
 
 
-def write_model_card(run: str | Path, base: str, name: str) -> Path:
+def card_for_display(card: str) -> str:
+    """The card as a notebook shows it: the YAML header in a code block (as Markdown it would draw a rule and a
+    large heading), the rest as Markdown."""
+    if card.startswith("---\n"):
+        header, _, body = card[4:].partition("\n---\n")
+        return f"```yaml\n{header}\n```\n\n{body}"
+    return card
+
+
+def write_model_card(run: str | Path, base: str, name: str, full_model: bool = False) -> Path:
     """``run/adapter/README.md``: what ``push_adapter`` uploads; written alone in smoke mode to look at."""
     path = Path(run) / "adapter" / "README.md"
-    path.write_text(model_card(run, base, name))
+    path.write_text(model_card(run, base, name, full_model))
     return path
 
 
-def push_adapter(run: str | Path, repo_id: str, base: str, private: bool = True) -> str:
+def push_adapter(run: str | Path, repo_id: str, base: str, private: bool = True, full_model: bool = False) -> str:
     """Upload ``run/adapter`` (safetensors) with a model card carrying the metrics."""
     from huggingface_hub import HfApi
 
@@ -78,7 +89,7 @@ def push_adapter(run: str | Path, repo_id: str, base: str, private: bool = True)
     adapter = Path(run) / "adapter"
     if not any(adapter.glob("*.safetensors")):
         raise FileNotFoundError(f"{adapter}: no .safetensors weights to push")
-    write_model_card(run, base, repo_id)
+    write_model_card(run, base, repo_id, full_model)
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     api.upload_folder(folder_path=str(adapter), repo_id=repo_id, ignore_patterns=["training_args.bin"])
@@ -87,7 +98,7 @@ def push_adapter(run: str | Path, repo_id: str, base: str, private: bool = True)
 
 def push_twin(run: str | Path, repo_id: str, private: bool = True, card: str | Path | None = None) -> str:
     """Upload the run's synthetic twin (both splits) as a Hub dataset, with its data card
-    (``card``, default ``data_cards/synthetic_twin.md`` of a source checkout)."""
+    (``card``, default the ``synthetic_twin.md`` shipped with the package, or of a source checkout)."""
     import datasets
     from huggingface_hub import DatasetCard
 
@@ -95,14 +106,32 @@ def push_twin(run: str | Path, repo_id: str, private: bool = True, card: str | P
     if not token:
         raise RuntimeError("no Hub token: set HF_TOKEN in the environment or in Colab's secrets (key icon)")
     datasets.load_from_disk(str(Path(run) / "twin" / "dataset")).push_to_hub(repo_id, private=private, token=token)
-    card = Path(card or Path(__file__).resolve().parent.parent / "data_cards" / "synthetic_twin.md")
-    if card.exists():
-        DatasetCard(card.read_text()).push_to_hub(repo_id, token=token)
+    card = Path(card) if card else twin_card()
+    DatasetCard(card.read_text()).push_to_hub(repo_id, token=token)
     return f"https://huggingface.co/datasets/{repo_id}"
 
 
+def twin_card() -> Path:
+    """The twin's data card: inside the installed package, else in the source checkout; an error when neither
+    has it, never a dataset pushed without its card."""
+    here = Path(__file__).resolve().parent
+    for path in (here / "data_cards" / "synthetic_twin.md", here.parent / "data_cards" / "synthetic_twin.md"):
+        if path.exists():
+            return path
+    raise FileNotFoundError("synthetic_twin.md: the twin's data card is not installed; reinstall qeu_vlm")
+
+
+def export_gguf(model, processor, out: str | Path, backend: str, quantization_method: str = "q4_k_m") -> Path:
+    """A GGUF file for llama.cpp and Ollama, with Unsloth's exporter; only a model loaded by Unsloth has it."""
+    if backend != "unsloth" or not hasattr(model, "save_pretrained_gguf"):
+        raise RuntimeError("GGUF export needs a model loaded by Unsloth (backend 'unsloth', a CUDA GPU)")
+    model.save_pretrained_gguf(str(out), processor, quantization_method=quantization_method)
+    return Path(out)
+
+
 def export_merged(model, processor, out: str | Path, backend: str = "hf") -> Path:
-    """Merge LoRA into the base weights and save (Unsloth's own merger on its backend)."""
+    """Merge LoRA into the base weights and save 16-bit weights: Unsloth's own merger on its backend,
+    transformers + peft's ``merge_and_unload`` elsewhere (a fully trained model is saved as it is)."""
     out = Path(out)
     if backend == "unsloth":
         model.save_pretrained_merged(str(out), processor, save_method="merged_16bit")

@@ -113,8 +113,16 @@ class Prepared:
 
     @cached_property
     def test(self):
-        """The inspected test slice."""
-        return self.test_records.select(range(min(self.cfg.n_inspect, len(self.test_records))))
+        """The inspected test slice, stratified: taken in turn from each (image type, passed or defective) group,
+        in the split's order, so a small slice holds both judgements (judgement balanced accuracy is defined
+        whenever the split has a passed part) and both image types."""
+        from itertools import chain, zip_longest
+
+        groups: dict = {}
+        for i, (typ, code) in enumerate(zip(self.test_records["type"], self.test_records["dir"])):
+            groups.setdefault((typ, code == "OK"), []).append(i)
+        turns = [i for i in chain.from_iterable(zip_longest(*groups.values())) if i is not None]
+        return self.test_records.select(sorted(turns[:self.cfg.n_inspect]))
 
     @cached_property
     def infer(self) -> dict:
@@ -190,13 +198,17 @@ def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=No
     if model is None:
         model, processor = load_model(cfg, run, backend, adapter=str(run / "adapter") if which == "finetuned" else None)
     truths = [answer_for(r) for r in test]
+    k = next((i for i, t in enumerate(truths) if t.judgement != PASSED), 0)   # the example shows a bent pin
     rows = []
     for shot, cs in p.infer.items():
         new = predict(model, processor, test, cs, truths, run / f"predictions_{which}_{shot}.jsonl",
                       batch_size=cfg.inspect_batch_size, max_new_tokens=cfg.max_new_tokens, backend=backend)
-        example_figure(cs[0], new[0]["text"], format_answer(truths[0]), run / f"example_{which}_{shot}.png")
+        example_figure(cs[k], new[k]["text"], format_answer(truths[k]), run / f"example_{which}_{shot}.png",
+                       bbox=test[k]["bbox_str"], title=f"{which} model ({cfg.model}), {shot}-shot: test record {k + 1}"
+                       f" of {len(test)}")
         rows += new
-    evaluation_plots(rows, run / f"evaluation_{which}.png", title=which)
+    evaluation_plots(rows, run / f"evaluation_{which}.png",
+                     title=f"{which} model ({cfg.model}), {len(test)} test records")
     scores = score_rows(rows)
     seen = Counter(r["parsed"]["position"] for r in rows).most_common()
     scores["answers_seen"], scores["answer_distribution"] = dict(seen[:5]), dict(seen)

@@ -23,13 +23,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
-from .domain import (ALL_ADDRESSES, DEFECT_MODES, MODE_VECTORS, PASSED, ROWS, Address, describe, format_bbox,
-                     format_dir, format_position)
+from .domain import (ALL_ADDRESSES, COL_PITCH, COL_X0, DEFECT_MODES, IMAGE_SIZE, LEFT, MODE_VECTORS, PASSED, ROW_Y,
+                     ROWS, STAR_TABLE, TOP, Address, describe, format_bbox, format_dir, format_position, pin_centre)
 
-W, H = 410, 280
-TOP, LEFT = 60, 60                       # label bands: digits on top, letters on the left
-COL_X0, COL_PITCH = 87.0, 37.0           # pin centres, from the real bboxes
-ROW_Y = {"U": 125.0, "C": 172.0, "D": 219.0}
+W, H = IMAGE_SIZE
 PIN_R = 10.5
 BEND_PX = 9.0                            # ~10 degree bend of the pin's top
 LEAN = 0.05                              # perspective: tops lean away from the optical centre
@@ -78,11 +75,6 @@ class Camera:
         cx, cy = (LEFT + W) / 2, (TOP + H) / 2
         c, s = np.cos(self.rot), np.sin(self.rot)
         return cx + c * (x - cx) - s * (y - cy) + self.dx, cy + s * (x - cx) + c * (y - cy) + self.dy
-
-
-def pin_centre(addr: Address) -> tuple[float, float]:
-    """Nominal centre of a pin's base in the 410-px image."""
-    return COL_X0 + (addr.col - 1) * COL_PITCH, ROW_Y[addr.row]
 
 
 def _pin_geometry(addr: Address, cam: Camera, mode: str = PASSED):
@@ -259,7 +251,6 @@ def generate(cfg: SynthConfig, progress: bool = True) -> Twin:
     return twin
 
 
-STAR_TABLE = "star_addresses.csv"
 
 
 def write_twin(twin: Twin, out: str | os.PathLike) -> Path:

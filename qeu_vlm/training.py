@@ -84,7 +84,7 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     import datasets
     from transformers import set_seed
 
-    from .planner import preflight as memory_preflight
+    from .planner import memory_check
 
     run = Path(run)
     if cfg.eval_steps and not eval_convs:
@@ -95,7 +95,7 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     train_samples, eval_samples = [with_image_list(c) for c in train_convs], [with_image_list(c) for c in eval_convs]
     lengths = preflight(collator, train_samples, range(len(train_samples)), cfg.max_length)
     preflight(collator, eval_samples, range(len(eval_samples)), cfg.max_length, "eval")
-    (run / "plan.txt").write_text(memory_preflight(cfg, lengths, backend))
+    (run / "plan.txt").write_text(memory_check(cfg, lengths, backend))
     last = _last_checkpoint(run, resume)
     more = (extras(model, processor, collator, train_convs, run, resumed=bool(last)) if extras
             else {"callbacks": [], "optimizer": None, "warmup": None})

@@ -45,7 +45,7 @@ def test_a_passed_raw_image_against_itself_is_passed(fitted):
 def test_a_thin_outline_does_not_stand_out_but_a_solid_blob_does():
     """DST draws a passed pin as a thin ring and a bent one as a solid blob; only the blob may count as a defect."""
     from qeu_vlm.domain import Address
-    from qeu_vlm.synth import pin_centre
+    from qeu_vlm.domain import pin_centre
 
     cx, cy = pin_centre(Address(5, "C"))
     yy, xx = np.mgrid[:280, :410]

@@ -35,7 +35,7 @@ TARGET_NAMES = ("Unsloth / hf samples/s", "peak under a T4", "planner within", "
 
 def _gpu_bench(out: Path, *args: str) -> tuple[dict, str, str]:
     """Run the command as a user would, in its own process, so what the parent imported is its own."""
-    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu", *args, "--out", str(out), "--budget-s", "1500"],
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--out", str(out), "--budget-s", "1500", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=1800,
                           env={k: v for k, v in os.environ.items() if k != "QEU_VLM_SMOKE"})
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]

@@ -82,3 +82,25 @@ def test_the_image_cap_reaches_the_loaded_processor(tmp_path):
     assert proc.image_processor.size["longest_edge"] == 224 * 160
     _, proc = load_model(Config(model="tiny", max_pixels=112 * 84, full_finetune=True), tmp_path, "hf")
     assert proc.image_processor.size["longest_edge"] == 112 * 84
+
+
+def test_a_streamed_answer_is_the_batched_one_printed_as_it_comes(tmp_path, capsys, twin, twin_dir):
+    from qeu_vlm.conversation import convert
+    from qeu_vlm.data import load_pools
+    from qeu_vlm.generation import generate, stream_answer
+
+    model, proc = load_model(Config().smoke(), tmp_path, "hf")
+    [conv] = convert(twin.splits["CYLNimages_test_1015"][:1], load_pools(twin_dir / "drive"), ["zero"], seed=0,
+                     with_answer=False)
+    word = proc.tokenizer.encode("pin")[0]
+
+    def always_the_word(module, inputs, logits):        # a readable answer from the random model
+        out = torch.zeros_like(logits)
+        out[..., word] = 1.0
+        return out
+
+    model.lm_head.register_forward_hook(always_the_word)
+    [(batched, _)] = generate(model, proc, [conv], max_new_tokens=8, progress=False)
+    capsys.readouterr()
+    streamed = stream_answer(model, proc, conv, max_new_tokens=8)
+    assert streamed == batched == proc.tokenizer.decode([word] * 8) and streamed in capsys.readouterr().out

@@ -5,7 +5,7 @@ import re
 import nbformat
 import pytest
 
-from qeu_vlm.suite import NotebookError, notebooks, run_notebooks
+from qeu_vlm.notebook_runner import NotebookError, notebooks, run_notebooks
 
 NBS = notebooks()
 
@@ -28,7 +28,14 @@ def test_conventions(path):
     code = _code(nb)
     assert "COLAB_" in code[0].source and "pip install" in code[0].source, "first code cell: the Colab-only install"
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
-    assert len(params) == 1 and "SMOKE = False" in params[0].source and "RUN_DIR = " in params[0].source
+    assert len(params) == 1 and "SMOKE = False" in params[0].source and "RUN_DIR = None" in params[0].source
+    # papermill reads each parameter line; a second "=" (in a comment) makes it skip the line, and warn
+    assert all(line.count("=") <= 1 for line in params[0].source.splitlines()), "no '=' in parameter comments"
+    opening = code[code.index(params[0]) + 1].source
+    assert "quiet_output()" in opening and "smoke_notice(cfg)" in opening and "run_folder(RUN_DIR, SMOKE)" in opening
+    assert re.search(r"cfg = Config\.open\(.*\n(?:.*\n)?backend = choose\(cfg\.backend\)", opening)
+    if path.stem[:2] != "01":                 # each later notebook stops, naming 01, on a folder 01 never made
+        assert 'first="01_load_data"' in opening
     for c in code:
         assert c.outputs == [] and c.execution_count is None, f"{path.name}: outputs committed; strip them"
         assert not re.search(r"^\s*(def|class) |lambda", c.source, re.M), f"{path.name}: logic belongs in qeu_vlm"
@@ -55,32 +62,56 @@ def test_one_install_cell_follows_unsloths_recipe_with_the_colab_lanes_versions(
     assert "if pip.returncode:" in cell and "capture_output=True" in cell      # quiet on success, loud on failure
 
 
+# Text no reader should meet in a notebook's output.
+NOISE = re.compile(r"Traceback|Warning|warn\(|Passed unknown parameter|site-packages|/root/|/home/|/usr/|/tmp/")
+# Smallest sensible figure sizes in pixels (width, height): a figure drawn tiny or empty fails.
+FIGURES = {"samples.png": (800, 500), "pools.png": (800, 500), "conversation_one.png": (900, 250),
+           "learning_curves.png": (600, 350), "evaluation_base.png": (1200, 800),
+           "evaluation_finetuned.png": (1200, 800), "example_base_one.png": (1100, 250),
+           "example_finetuned_zero.png": (800, 250)}
+
+
 def test_all_notebooks_run_in_order_in_smoke_mode(tmp_path, monkeypatch):
+    from PIL import Image
+
     monkeypatch.setenv("HF_TOKEN", "hf_secret_never_shown")
     seconds = run_notebooks(tmp_path, smoke=True)
     assert list(seconds) == [p.name for p in NBS]
     for f in ("samples.png", "pools.png", "predictions_base_one.jsonl", "adapter/model.safetensors",
-              "learning_curves.png", "metrics_finetuned.json", "evaluation_finetuned.png", "adapter/README.md"):
+              "learning_curves.png", "metrics_finetuned.json", "evaluation_finetuned.png", "adapter/README.md",
+              "merged_16bit/model.safetensors"):
         assert (tmp_path / f).exists(), f
+    for f, (w, h) in FIGURES.items():
+        size = Image.open(tmp_path / f).size
+        assert size[0] >= w and size[1] >= h, f"{f}: {size}, smaller than {(w, h)}"
     cfg = json.loads((tmp_path / "config.json").read_text())
-    assert cfg["smoke_mode"] and cfg["model"] == "tiny"
+    assert cfg["smoke_mode"] and cfg["model"] == "tiny" and cfg["real_model"] == "qwen2.5-vl-3b"
+    metrics = json.loads((tmp_path / "metrics_base.json").read_text())
+    assert metrics["all"]["n_passed"] > 0, "the stratified slice holds passed parts"
     for p in NBS:
         executed = nbformat.read(tmp_path / "executed" / p.name, as_version=4)
         outputs = [o for c in _code(executed) for o in c.outputs]
+        text = json.dumps([{k: v for k, v in o.get("data", {}).items() if k != "image/png"} for o in outputs]
+                          + [o.get("text", "") for o in outputs])
         assert not [o for o in outputs if o.output_type == "error"]
-        assert "hf_secret_never_shown" not in json.dumps(outputs)
+        assert not [o.text for o in outputs if o.output_type == "stream" and o.name == "stderr"], p.name
+        assert not NOISE.search(text) and str(tmp_path) not in text, (p.name, NOISE.search(text))
+        assert "hf_secret_never_shown" not in text
+        assert "Smoke mode: real machinery, toy model." in text, f"{p.name}: no smoke notice"
+        assert "Config(" not in text, f"{p.name}: the settings as a table, not the repr"
         assert any(o.output_type == "display_data" and "image/png" in o.data for o in outputs) or p.stem[:2] in (
             "03",
             "06",
         )
-    assert "Hub token found: True" in json.dumps(nbformat.read(tmp_path / "executed" / "06_publish.ipynb", 4).dict())
-    assert "nothing pushed" in json.dumps(nbformat.read(tmp_path / "executed" / "06_publish.ipynb", 4).dict())
+    nb06 = json.dumps(nbformat.read(tmp_path / "executed" / "06_publish.ipynb", 4).dict())
+    assert "Hub token found: True" in nb06 and "nothing pushed" in nb06
+    assert "library_name: transformers" in nb06 and "GGUF: skipped" in nb06
 
 
 def test_a_failing_cell_names_the_notebook_and_the_cell(tmp_path):
-    # 04 alone on an empty run folder: nothing was trained there, and the error must say so and where.
-    with pytest.raises(
-        NotebookError, match=r"04_learning_curves\.ipynb, cell \[\d+\] failed: FileNotFoundError: .*train first"
-    ):
+    # 04 alone on an empty run folder: no run was started there, and the error must say so, where, and what to run.
+    with pytest.raises(NotebookError, match=r"04_learning_curves\.ipynb, cell \[\d+\] failed: RunFolderError: "
+                                            r".*no run here yet .*run notebook 01_load_data first"):
         run_notebooks(tmp_path, smoke=True, only=["04_learning_curves"])
     assert (tmp_path / "executed" / "04_learning_curves.ipynb").exists()
+    assert not (tmp_path / "config.json").exists()             # nothing started with default settings

@@ -3,7 +3,7 @@ with the original runs' measured peaks, and its verdicts with what the originals
 import pytest
 from PIL import Image
 
-from qeu_vlm.planner import Setting, estimate, image_cost, mllama_canvas, plan, preflight
+from qeu_vlm.planner import Setting, estimate, image_cost, mllama_canvas, plan, memory_check
 from qeu_vlm.config import Config
 
 SIZES = [(410, 280), (1920, 1080), (224, 154), (300, 900), (60, 40)]
@@ -77,7 +77,7 @@ def test_verdicts_and_cheapest_fix():
 
 
 def test_preflight_reports_the_token_budget_on_cpu(capsys):
-    msg = preflight(Config().smoke(), [300, 420, 380], "hf")
+    msg = memory_check(Config().smoke(), [300, 420, 380], "hf")
     assert msg.startswith("token budget: 3 samples, 300-420 tokens")
     assert "token budget" in capsys.readouterr().out
 

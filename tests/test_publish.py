@@ -3,20 +3,36 @@ import json
 import pytest
 
 from qeu_vlm.config import Config
-from qeu_vlm.publish import export_merged, model_card, push_adapter
+from qeu_vlm.publish import card_for_display, export_gguf, export_merged, model_card, push_adapter, twin_card
 from qeu_vlm.model import load_model
 
 
 def _metrics(run):
-    s = {"format_valid": 0.5, "judgement_balanced_accuracy": 0.75, "mode_accuracy": None, "position_exact": 0.25,
-         "within_one_pin": 0.5}
+    s = {"n": 6, "format_valid": 0.5, "judgement_balanced_accuracy": 0.75, "mode_accuracy": None,
+         "position_exact": 0.25, "within_one_pin": 0.5}
     (run / "metrics_finetuned.json").write_text(json.dumps({"all": {"n": 12}, "by_shot": {"zero": s, "one": s}}))
 
 
 def test_model_card_carries_metrics(tmp_path):
     _metrics(tmp_path)
     card = model_card(tmp_path, "unsloth/Qwen2.5-VL-3B-Instruct-unsloth-bnb-4bit", "me/adapter")
-    assert "| one | 0.500 | 0.750 | n/a | 0.250 | 0.500 |" in card and "12 test records" in card
+    assert "| one | 0.500 | 0.750 | n/a | 0.250 | 0.500 |" in card
+    assert "6 test records, each inspected zero-shot and one-shot (12 answers in all" in card   # records x shots
+    assert card.startswith("---\nlibrary_name: peft\nbase_model: unsloth/Qwen2.5-VL-3B")
+
+
+def test_the_card_names_the_library_and_shows_its_header_as_a_header(tmp_path):
+    _metrics(tmp_path)
+    full = model_card(tmp_path, "tiny", "me/smoke", full_model=True)
+    assert "library_name: transformers" in full and "base_model" not in full   # "tiny" is no Hub id
+    shown = card_for_display(full)
+    assert shown.startswith("```yaml\nlibrary_name: transformers") and "\n---\n" not in shown
+
+
+def test_the_twin_card_is_found_and_gguf_needs_unsloth(tmp_path):
+    assert twin_card().name == "synthetic_twin.md"
+    with pytest.raises(RuntimeError, match="GGUF export needs a model loaded by Unsloth"):
+        export_gguf(object(), None, tmp_path / "gguf", backend="hf")
 
 
 def test_push_needs_token_and_never_shows_it(tmp_path, monkeypatch, capsys):

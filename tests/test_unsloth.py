@@ -124,13 +124,17 @@ def _env(tmp_path) -> dict:
     return dict(os.environ, PYTHONPATH=path, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
 
 
-ENTRY_POINTS = {
-    "cli train": lambda run: [sys.executable, "-m", "qeu_vlm", "train", "--run", str(run)],
-    "pipeline train_step": lambda run: [sys.executable, "-c", "from qeu_vlm.config import Config; "
-                                        "from qeu_vlm.steps import train_step; "
-                                        f"train_step(Config.load({str(run / 'config.json')!r}))"],
-    "notebook 03": lambda run: [sys.executable, "-c", "from qeu_vlm.suite import run_notebooks; "
-                                f"run_notebooks({str(run)!r}, smoke=False, only=['03_finetune'])"],
+ENTRY_POINTS = {           # (command, where it writes train_stats.json, where its processes' output goes)
+    "cli train": lambda run: ([sys.executable, "-m", "qeu_vlm", "train", "--run", str(run)], run, []),
+    "pipeline train_step": lambda run: ([sys.executable, "-c", "from qeu_vlm.config import Config; "
+                                         "from qeu_vlm.steps import train_step; "
+                                         f"train_step(Config.load({str(run / 'config.json')!r}))"], run, []),
+    "notebook 03": lambda run: ([sys.executable, "-c", "from qeu_vlm.notebook_runner import run_notebooks; "
+                                 f"run_notebooks({str(run)!r}, smoke=False, only=['03_finetune'])"], run, []),
+    "gpu benchmark": lambda run: ([sys.executable, "-m", "benchmarks.gpu", "--tiny", "--backends", "unsloth",
+                                   "--steps", "1", "--no-notebooks", "--out", str(run / "bench")],
+                                  run / "bench" / "runs" / "tiny-zero-unsloth",
+                                  list((run / "bench" / "logs").glob("*"))),
 }
 
 
@@ -138,9 +142,10 @@ ENTRY_POINTS = {
 def test_every_entry_point_trains_with_unsloths_trainer(entry, tmp_path):
     run = tmp_path / "run"
     _small_unsloth_run(run)
-    done = subprocess.run(ENTRY_POINTS[entry](run), env=_env(tmp_path), cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
+    command, _, _ = ENTRY_POINTS[entry](run)
+    done = subprocess.run(command, env=_env(tmp_path), cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    stats = json.loads((run / "train_stats.json").read_text())
+    _, stats_dir, logs = ENTRY_POINTS[entry](run)
+    stats = json.loads((stats_dir / "train_stats.json").read_text())
     assert stats["backend"] == "unsloth" and stats["trainer"] == "UnslothSFTTrainer", stats
-    assert "imported before Unsloth" not in done.stderr
+    assert not any("imported before Unsloth" in text for text in [done.stderr] + [p.read_text() for p in logs])
