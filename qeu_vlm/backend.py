@@ -56,7 +56,7 @@ def _trl_before_1_16() -> bool:
     return (major, minor) < (1, 16)
 
 
-def _cpu_triton() -> None:
+def triton_on_cpu() -> None:
     """TRL 1.15's ``SFTTrainer`` computes its loss through a Triton kernel even on CPU (1.16 falls back to torch).
     Without a GPU, Triton's interpreter runs that kernel; it must be switched on before TRL defines the kernel."""
     import torch
@@ -73,7 +73,7 @@ def choose(requested: str = "auto") -> str:
     """
     if requested not in BACKENDS:
         raise BackendError(f"unknown backend {requested!r} (known: {', '.join(BACKENDS)})")
-    _cpu_triton()
+    triton_on_cpu()
     if requested == "hf":
         return "hf"
     why = _why_not_unsloth()

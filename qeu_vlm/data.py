@@ -106,7 +106,9 @@ def load_records(source: str, split: str = "train", collect: bool = False, token
     """
     if source.startswith("hub:"):
         repo = source[4:]
-        ds = datasets.load_dataset(repo, split=split, token=token)     # None: HF_TOKEN or Colab secrets
+        from huggingface_hub import get_token
+
+        ds = datasets.load_dataset(repo, split=split, token=token or get_token())   # HF_TOKEN or Colab's secrets
     else:
         path = Path(source)
         if not path.exists():

@@ -4,7 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from qeu_vlm.backend import triton_on_cpu
 from qeu_vlm.synth import SynthConfig, write_twin
+
+# Every entry point chooses the backend before TRL is imported; test modules import TRL at collection, so the one
+# thing that choice must do first (Triton's interpreter for TRL 1.15's loss kernel on CPU) is done here, first.
+triton_on_cpu()
 
 sys.path.insert(0, str(Path(__file__).parent))     # tests/unsloth_seam.py, for tests and their subprocesses
 HAS_UNSLOTH = importlib.util.find_spec("unsloth") is not None

@@ -8,6 +8,8 @@ from qeu_vlm.data import Pools, decode
 from qeu_vlm.metrics import score
 from qeu_vlm.synth import SynthConfig
 
+pytestmark = pytest.mark.slow          # fits the baseline on a twin (about a minute)
+
 
 @pytest.fixture(scope="module")
 def fitted():

@@ -16,6 +16,8 @@ from qeu_vlm.random_models import random_config
 
 from benchmarks import cpu, gpu
 
+pytestmark = pytest.mark.slow          # trains, or runs commands end to end
+
 
 def test_cpu_benchmark_prints_every_figure(capsys):
     rows = cpu.main(["--quick"])

@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow          # trains, or runs commands end to end
+
 
 def test_replay_main_job(tmp_path):
     """synth -> convert -> tiny model -> train with eval -> plot -> inspect zero/one-shot -> score -> report."""

@@ -39,6 +39,7 @@ def test_real_cards_record_what_is_known():
     assert "1,520" in train and "462 (230 DST, 232 RAW)" in test
 
 
+@pytest.mark.slow
 def test_synthetic_card_summary_is_what_the_generator_makes():
     text = DatasetCard.load(next(p for p in CARDS if p.stem == "synthetic_twin")).text
     recorded = json.loads(re.search(r"### Recorded split summary.*?```json\n(.*?)```", text, re.S)[1])

@@ -71,6 +71,7 @@ FIGURES = {"samples.png": (800, 500), "pools.png": (800, 500), "conversation_one
            "example_finetuned_zero.png": (800, 250)}
 
 
+@pytest.mark.slow
 def test_all_notebooks_run_in_order_in_smoke_mode(tmp_path, monkeypatch):
     from PIL import Image
 
@@ -108,6 +109,7 @@ def test_all_notebooks_run_in_order_in_smoke_mode(tmp_path, monkeypatch):
     assert "library_name: transformers" in nb06 and "GGUF: skipped" in nb06
 
 
+@pytest.mark.slow
 def test_a_failing_cell_names_the_notebook_and_the_cell(tmp_path):
     # 04 alone on an empty run folder: no run was started there, and the error must say so, where, and what to run.
     with pytest.raises(NotebookError, match=r"04_learning_curves\.ipynb, cell \[\d+\] failed: RunFolderError: "

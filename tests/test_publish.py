@@ -47,6 +47,7 @@ def test_push_needs_token_and_never_shows_it(tmp_path, monkeypatch, capsys):
     assert "hf_do_not_print" not in out.out + out.err
 
 
+@pytest.mark.slow
 def test_lora_merge_export_reloads(tmp_path):
     from qeu_vlm.tiny_model import load_tiny_vlm
     cfg = Config().smoke()

@@ -18,6 +18,8 @@ from qeu_vlm.research.hooks import curriculum, extras
 from qeu_vlm.research.learn import LearnSettings, learn_report, learn_run
 from qeu_vlm.research.vision_warmup import WarmupError, judgement_examples, vision_tower, warm_up_vision
 
+pytestmark = pytest.mark.slow          # trains, or runs commands end to end
+
 
 def _conv(image, judgement):
     answer = format_answer(Answer("CYLN_DST", 27, judgement, "Y-plus", "X:3, Y:C"))

@@ -94,6 +94,7 @@ def _weights(run):
     return load_file(str(run / "adapter" / "model.safetensors"))
 
 
+@pytest.mark.slow
 def test_train_eval_checkpoint_and_resume_equals_uninterrupted(setup, tmp_path):
     cfg, _, _, _, convs = setup
     cfg.loss_on = "final"
