@@ -78,7 +78,12 @@ def quiet_output() -> None:
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", message=".*pin_memory.*")          # DataLoader on a machine without a GPU
     warnings.filterwarnings("ignore", message=".*IProgress not found.*")  # tqdm without ipywidgets
-    for name in ("transformers", "datasets", "huggingface_hub", "accelerate", "peft", "trl", "unsloth"):
+    # torch sets its loggers' levels when it is first imported, so it is imported before they are set. torchao and
+    # bitsandbytes log at import on the Colab stack (a kernel build they cannot load here, a torch deprecation).
+    import torch  # noqa: F401
+
+    for name in ("transformers", "datasets", "huggingface_hub", "accelerate", "peft", "trl", "unsloth", "torch",
+                 "torch.utils._pytree", "torchao", "bitsandbytes"):
         logging.getLogger(name).setLevel(logging.ERROR)
     # The Trainer shows its notebook table of losses only while this logger lets warnings through; above that it
     # prints one dict per step instead.
