@@ -26,6 +26,20 @@ def stop_ids(model, tokenizer) -> list[int]:
     return sorted({answer_markers(tokenizer)[1], *eos})
 
 
+def _inputs(processor, convs: list[dict], device):
+    """Model inputs for inference conversations: chat template with the generation prompt, images, padding."""
+    samples = [with_image_list(c) for c in convs]
+    texts = [processor.apply_chat_template(s["messages"], tokenize=False, add_generation_prompt=True) for s in samples]
+    return processor(text=texts, images=[s["images"] for s in samples], return_tensors="pt", padding=True).to(device)
+
+
+def _greedy(model, tok) -> dict:
+    """``generate`` arguments of every answer here: greedy, ending at the family's end of turn."""
+    stop = stop_ids(model, tok)
+    return dict(do_sample=False, eos_token_id=stop,
+                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else stop[0])
+
+
 def generate(model, processor, convs: list[dict], batch_size: int = 8, max_new_tokens: int = 64,
              progress: bool = True, backend: str = "hf") -> list[tuple[str, float]]:
     """Greedy answers for inference conversations (no final answer), with seconds per record."""
@@ -34,20 +48,14 @@ def generate(model, processor, convs: list[dict], batch_size: int = 8, max_new_t
     tok = processor.tokenizer
     tok.padding_side = "left"                      # generation continues from the right edge
     for_inference(model, backend)
-    stop = stop_ids(model, tok)
+    greedy = _greedy(model, tok)
     out = []
     for i in tqdm(range(0, len(convs), batch_size), desc="inspecting", disable=not progress):
-        chunk = [with_image_list(c) for c in convs[i:i + batch_size]]
-        texts = [
-            processor.apply_chat_template(c["messages"], tokenize=False, add_generation_prompt=True) for c in chunk
-        ]
-        images = [c["images"] for c in chunk]
-        batch = processor(text=texts, images=images, return_tensors="pt", padding=True).to(model.device)
+        chunk = convs[i:i + batch_size]
+        batch = _inputs(processor, chunk, model.device)
         t = time.perf_counter()
         with torch.inference_mode():
-            ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else stop[0],
-                                 eos_token_id=stop)
+            ids = model.generate(**batch, max_new_tokens=max_new_tokens, **greedy)
         dt = (time.perf_counter() - t) / len(chunk)
         new = ids[:, batch["input_ids"].shape[1]:]
         out += [(txt, dt) for txt in tok.batch_decode(new, skip_special_tokens=True)]
@@ -64,13 +72,10 @@ def stream_answer(model, processor, conv: dict, backend: str = "hf", max_new_tok
 
     tok = processor.tokenizer
     for_inference(model, backend)
-    sample = with_image_list(conv)
-    text = processor.apply_chat_template(sample["messages"], tokenize=False, add_generation_prompt=True)
-    batch = processor(text=[text], images=[sample["images"]], return_tensors="pt").to(model.device)
+    batch = _inputs(processor, [conv], model.device)
     with torch.inference_mode():
         out = model.generate(**batch, streamer=TextStreamer(tok, skip_prompt=True, skip_special_tokens=True),
-                             do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stop_ids(model, tok),
-                             pad_token_id=tok.pad_token_id)
+                             max_new_tokens=max_new_tokens, **_greedy(model, tok))
     return tok.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
