@@ -66,7 +66,7 @@ def learn_model(cfg: Config, lab: LearnSettings) -> Config:
 
 
 def train_learn(cfg: Config, lab: LearnSettings, prepared=None):
-    """Train with the profile's options (warm-up, budget, curriculum, tower rate); returns the trainer."""
+    """Train with the profile's options (warm-up, budget, curriculum, tower rate); ``(cfg, prepared, trainer)``."""
     from .hooks import extras
 
     cfg = learn_model(cfg, lab)
