@@ -45,7 +45,7 @@ class LossMask:
         self.collator, self.mode = collator, mode
         self.head, self.end = answer_markers(tokenizer)
         self.tokenizer = tokenizer
-        self.cut = None          # text that ends the supervised part of the final answer early (``curriculum``)
+        self.cut = None          # text that ends the supervised part of the final answer early (``judgement_first``)
 
     def _until(self, ids: list[int], s: int, e: int) -> int:
         """Where ``self.cut`` begins inside the answer ids[s:e] (``e`` if it does not occur)."""
@@ -79,6 +79,22 @@ class LossMask:
                 keep[b, s:self._until(ids, s, e) if self.cut and (s, e) == spans[-1] else e] = True
         batch["labels"] = labels.masked_fill(~keep, -100)
         return batch
+
+
+def judgement_first(mask: LossMask, steps: int):
+    """A Trainer callback for a curriculum, judgement before address: for the first ``steps`` steps the final
+    answer carries loss only up to its judgement line, so the hard mode and position tokens do not drown the
+    passed/defective signal of a model learning from scratch."""
+    from transformers import TrainerCallback
+
+    mask.cut = "defect mode"
+
+    class JudgementFirst(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            if state.global_step >= steps:
+                mask.cut = None
+
+    return JudgementFirst()
 
 
 def make_collator(cfg: Config, model, processor, backend: str) -> LossMask:

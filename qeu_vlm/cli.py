@@ -1,4 +1,4 @@
-"""Headless commands: ``python -m qeu_vlm {synth,validate,score,replay,train,plot,inspect,plan,notebooks}``.
+"""Headless commands: ``python -m qeu_vlm {demo,synth,validate,score,replay,train,plot,inspect,plan,notebooks}``.
 
 The settings flags are made from the dataclasses that hold the settings (``Config``, ``SynthConfig``, the planner's
 ``Setting``), one flag per field, so no flag can drift from what it sets. (TRL's scripts do this with transformers'
@@ -19,7 +19,7 @@ from .config import Config
 from .planner import Setting
 from .synth import SynthConfig
 
-# The smoke replay the README's first command runs: the smoke model and steps on a somewhat larger twin.
+# The smoke replay (scripts/smoke_replay.sh): every step of a run, quickly, with the smoke model on a small twin.
 SMOKE_REPLAY = dict(n_train=200, n_test=60, one_shot_first=50, max_steps=20, n_inspect=24)
 
 
@@ -110,8 +110,26 @@ def replay_config(a) -> Config:
     return replace(cfg, **given(a, Config, skip=("run_dir", "smoke_mode")))
 
 
+def cmd_demo(a):
+    """The main job: a VLM trained from scratch on CPU, inspected before and after (``qeu_vlm.demo``)."""
+    from .demo import run_demo
+    from .files import OutputFolderError
+
+    try:
+        m = run_demo(a.out, seed=a.seed, smoke=a.smoke)
+    except OutputFolderError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {a.out} is as it was; the unfinished run is in {a.out}.partial", file=sys.stderr)
+        return 130
+    print((Path(a.out) / "report.md").read_text().split("\nExamples")[0])
+    print(f"report: {Path(a.out) / 'report.html'} (open it in a browser; {m['seconds']:.0f} s in all)")
+    return 0 if all(t["met"] for t in m["targets"].values()) or a.smoke else 1
+
+
 def cmd_replay(a):
-    """The main job: the whole replay on the synthetic twin with the tiny offline model (--full: the preset's)."""
+    """The smoke replay (every step, quickly, with the tiny offline model); --full: the preset's recipe."""
     from .steps import run_replay
 
     m = run_replay(replay_config(a))
@@ -168,7 +186,11 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("synth", help="write the synthetic twin")
     s.add_argument("--out", required=True)
     add_fields(s, SynthConfig)
-    r = sub.add_parser("replay", help="the main job on the synthetic twin")
+    d = sub.add_parser("demo", help="the main job: a VLM trained from scratch on CPU, before and after, reported")
+    d.add_argument("--out", default="runs/demo", help="the run folder (replaced whole when the run finishes)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--smoke", action="store_true", help="the same steps on a few records, for a quick check")
+    r = sub.add_parser("replay", help="the smoke replay: every step of a run on the twin, quickly, with a toy model")
     r.add_argument("--out", required=True, help="the run folder")
     r.add_argument("--full", action="store_true",
                    help="the preset's full recipe (needs a GPU and the Hub) instead of the smoke replay")
@@ -196,7 +218,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"synth": cmd_synth, "validate": cmd_validate, "score": cmd_score, "replay": cmd_replay,
+COMMANDS = {"demo": cmd_demo, "synth": cmd_synth, "validate": cmd_validate, "score": cmd_score, "replay": cmd_replay,
             "train": cmd_train, "plot": cmd_plot, "inspect": cmd_inspect, "notebooks": cmd_notebooks,
             "plan": cmd_plan}
 

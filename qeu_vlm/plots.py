@@ -212,3 +212,24 @@ def example_figure(conv: dict, predicted: str, truth: str, path=None, bbox: str 
     if title:
         fig.suptitle(title, fontsize=11)
     return _finish(fig, path, 90)
+
+
+def marked_test_image(record, predicted_position: str | None, path=None, title: str = ""):
+    """A test record's image with the true defect box (green) and the pin the answer named (red cross), so a
+    wrong address is seen at a glance; a passed part has no box, an answer naming no pin no cross."""
+    from .domain import Address, DomainError, pin_centre
+
+    im = decode(record["image"])
+    fig, ax = plt.subplots(figsize=(4.1, 3.0))
+    ax.imshow(im)
+    _box(ax, im, record["bbox_str"], color="lime")
+    try:
+        x, y = pin_centre(Address.parse(predicted_position))
+    except DomainError:
+        pass                                     # passed, or no readable address: nothing to mark
+    else:
+        sx, sy = im.size[0] / IMAGE_SIZE[0], im.size[1] / IMAGE_SIZE[1]
+        ax.plot(x * sx, y * sy, marker="x", color="red", markersize=14, markeredgewidth=3)
+    ax.set_title(title, fontsize=SMALL)
+    ax.axis("off")
+    return _finish(fig, path, 90)

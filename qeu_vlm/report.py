@@ -172,3 +172,44 @@ def smoke_notice(cfg: Config) -> str:
             f"(`{cfg.model}`) trained {cfg.max_steps} steps on {cfg.n_train} records on the CPU, standing in for "
             f"`{cfg.real_model or 'a preset'}`. Its answers are noise, so its scores are 0: they show that the "
             f"measuring works, not how well a VLM inspects. `SMOKE = False` on a GPU runs the real thing.\n\n")
+
+
+# -- the self-contained HTML page: every value escaped, every figure embedded, so it opens anywhere -------------
+_CSS = """body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+th{background:#f2f2f2}pre{background:#f7f7f7;border:1px solid #ddd;padding:.5em;white-space:pre-wrap;margin:.3em 0}
+img{max-width:100%}.examples{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:1em}
+.met{color:#17702b;font-weight:600}.missed{color:#b00020;font-weight:600}h1{font-size:1.5em}"""
+
+
+def html_escape(value) -> str:
+    import html
+
+    return html.escape(str(value), quote=True)
+
+
+def html_table(header, rows) -> str:
+    """An HTML table; every cell escaped, so no value (an answer, a path) can become markup."""
+    head = "".join(f"<th>{html_escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html_escape(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def html_image(path, alt: str) -> str:
+    """A PNG embedded as a data URI: the page needs no file beside it."""
+    import base64
+
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f'<img alt="{html_escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def html_answer(text: str | None) -> str:
+    """A model's raw answer as it was, in a preformatted block (``show_answer`` names an empty one)."""
+    return f"<pre>{html_escape(show_answer(text))}</pre>"
+
+
+def html_page(title: str, parts: list[str]) -> str:
+    """The page around HTML ``parts`` (made with the helpers above, or escaped text in tags)."""
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html_escape(title)}</title>'
+            f"<style>{_CSS}</style></head><body><h1>{html_escape(title)}</h1>\n" + "\n".join(parts)
+            + "\n</body></html>\n")

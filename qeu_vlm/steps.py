@@ -187,10 +187,12 @@ def loss_summary(run) -> dict:
             "eval_loss": {h["step"]: round(h["eval_loss"], 4) for h in log if "eval_loss" in h}}
 
 
-def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=None, prepared=None) -> dict:
+def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=None, prepared=None,
+                 label: str | None = None) -> dict:
     """Inspect the test slice zero- and one-shot with the base model or base + trained weights; score it.
 
-    ``prepared``: what ``prepare(cfg)`` returned, so a caller running several steps loads the data once.
+    ``prepared``: what ``prepare(cfg)`` returned, so a caller running several steps loads the data once;
+    ``label``: the model as figure titles name it (default ``cfg.model``).
     """
     backend = backends.choose(cfg.backend)
     p = prepared or prepare(cfg)
@@ -204,11 +206,11 @@ def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=No
         new = predict(model, processor, test, cs, truths, run / f"predictions_{which}_{shot}.jsonl",
                       batch_size=cfg.inspect_batch_size, max_new_tokens=cfg.max_new_tokens, backend=backend)
         example_figure(cs[k], new[k]["text"], format_answer(truths[k]), run / f"example_{which}_{shot}.png",
-                       bbox=test[k]["bbox_str"], title=f"{which} model ({cfg.model}), {shot}-shot: test record {k + 1}"
-                       f" of {len(test)}")
+                       bbox=test[k]["bbox_str"], title=f"{which} model ({label or cfg.model}), {shot}-shot: test "
+                       f"record {k + 1} of {len(test)}")
         rows += new
     evaluation_plots(rows, run / f"evaluation_{which}.png",
-                     title=f"{which} model ({cfg.model}), {len(test)} test records")
+                     title=f"{which} model ({label or cfg.model}), {len(test)} test records")
     scores = score_rows(rows)
     seen = Counter(r["parsed"]["position"] for r in rows).most_common()
     scores["answers_seen"], scores["answer_distribution"] = dict(seen[:5]), dict(seen)

@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .domain import (ALL_ADDRESSES, COL_PITCH, COL_X0, DEFECT_MODES, IMAGE_SIZE, LEFT, MODE_VECTORS, PASSED, ROW_Y,
                      ROWS, STAR_TABLE, TOP, Address, describe, format_bbox, format_dir, format_position, pin_centre)
+from .files import staged
 
 W, H = IMAGE_SIZE
 PIN_R = 10.5
@@ -251,45 +251,38 @@ def generate(cfg: SynthConfig, progress: bool = True) -> Twin:
     return twin
 
 
-
-
 def write_twin(twin: Twin, out: str | os.PathLike) -> Path:
     """Write ``dataset/`` (``datasets.load_from_disk``), ``drive/`` (Drive layout) and ``summary.json``.
 
-    Written into a temporary sibling and renamed at the end, so a crash never leaves a folder that
-    looks complete.
+    Written whole or not at all (``files.staged``): a crash never leaves a folder that looks complete.
     """
     import datasets
 
-    out = Path(out)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    features = datasets.Features({k: datasets.Value("string") for k in ("dir", "position", "type", "bbox_str")}
-                                 | {"image": datasets.Image()})
-    dd = datasets.DatasetDict({
-        name: datasets.Dataset.from_list(
-            [r | {"image": {"bytes": r["image"], "path": None}} for r in recs], features=features)
-        for name, recs in twin.splits.items()})
-    dd.save_to_disk(str(tmp / "dataset"))
-    drive = tmp / "drive"
-    for name, recs in twin.splits.items():
-        (drive / name / "images").mkdir(parents=True)
-        with open(drive / name / "metadata.csv", "w", newline="") as f:
+    with staged(out) as tmp:
+        features = datasets.Features({k: datasets.Value("string") for k in ("dir", "position", "type", "bbox_str")}
+                                     | {"image": datasets.Image()})
+        dd = datasets.DatasetDict({
+            name: datasets.Dataset.from_list(
+                [r | {"image": {"bytes": r["image"], "path": None}} for r in recs], features=features)
+            for name, recs in twin.splits.items()})
+        dd.save_to_disk(str(tmp / "dataset"))
+        drive = tmp / "drive"
+        for name, recs in twin.splits.items():
+            (drive / name / "images").mkdir(parents=True)
+            with open(drive / name / "metadata.csv", "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["file_name", "dir", "position", "type", "bbox_str"])
+                for i, r in enumerate(recs):
+                    fn = f"images/{i:05d}.png"
+                    (drive / name / fn).write_bytes(r["image"])
+                    w.writerow([fn, r["dir"], r["position"], r["type"], r["bbox_str"]])
+        for kind, files in twin.pools.items():
+            (drive / "passed_image" / kind).mkdir(parents=True)
+            for fn, data in files:
+                (drive / "passed_image" / kind / fn).write_bytes(data)
+        with open(drive / "passed_image" / STAR_TABLE, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["file_name", "dir", "position", "type", "bbox_str"])
-            for i, r in enumerate(recs):
-                fn = f"images/{i:05d}.png"
-                (drive / name / fn).write_bytes(r["image"])
-                w.writerow([fn, r["dir"], r["position"], r["type"], r["bbox_str"]])
-    for kind, files in twin.pools.items():
-        (drive / "passed_image" / kind).mkdir(parents=True)
-        for fn, data in files:
-            (drive / "passed_image" / kind / fn).write_bytes(data)
-    with open(drive / "passed_image" / STAR_TABLE, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["file_name", "type", "address"])
-        w.writerows(twin.star_table)
-    (tmp / "summary.json").write_text(json.dumps(twin.summary(), indent=2))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    return out
+            w.writerow(["file_name", "type", "address"])
+            w.writerows(twin.star_table)
+        (tmp / "summary.json").write_text(json.dumps(twin.summary(), indent=2))
+    return Path(out)

@@ -44,3 +44,24 @@ def twin():
 @pytest.fixture(scope="session")
 def twin_dir(twin, tmp_path_factory):
     return write_twin(twin, tmp_path_factory.mktemp("twin") / "out")
+
+
+@pytest.fixture(scope="session")
+def smoke_model(tmp_path_factory):
+    """The smoke model and its processor, loaded once (tests may train it further: nothing asserts its weights)."""
+    from qeu_vlm.config import Config
+    from qeu_vlm.model import load_model
+
+    return load_model(Config().smoke(), tmp_path_factory.mktemp("warm"), "hf")
+
+
+@pytest.fixture
+def setup(twin, twin_dir, smoke_model):
+    """A fresh smoke config (tests change it), the smoke model and twelve conversations (4 one-shot)."""
+    from qeu_vlm.config import Config
+    from qeu_vlm.conversation import convert, shot_plan
+    from qeu_vlm.data import load_pools
+
+    recs = twin.splits["CYLNimages_train_1015"][:12]
+    convs = convert(recs, load_pools(twin_dir / "drive"), shot_plan(12, one_shot_first=4), seed=0)
+    return (Config().smoke(), *smoke_model, convs)

@@ -23,7 +23,7 @@ def test_cpu_benchmark_prints_every_figure(capsys):
     rows = cpu.main(["--quick"])
     names = [r[0] for r in rows]
     assert names == ["twin generation + write", "conversion", "collator (TRL + loss mask)", "tiny-model training",
-                     "inspection, batched 16 vs one-by-one", "smoke replay (main job)"]
+                     "inspection, batched 16 vs one-by-one", "smoke replay"]
     out = capsys.readouterr().out
     assert re.search(r"machine: .*cores.*date \d{4}-\d\d-\d\d", out)
     assert re.search(r"\| inspection, batched 16 vs one-by-one \| 8 samples \| [\d.]+ s vs [\d.]+ s \| [\d.]+x \|", out)
@@ -175,3 +175,14 @@ def test_gpu_benchmark_trains_every_family_at_toy_size(tmp_path):
         assert "torchvision" in rows["pixtral-12b-zero-hf"]["error"].lower()
     else:
         assert "error" not in rows["pixtral-12b-zero-hf"]
+
+
+def test_main_job_benchmark_runs_each_seed_in_its_own_process_and_judges_the_targets(tmp_path, capsys):
+    from benchmarks import main_job
+
+    rc = main_job.main(["--seeds", "0", "3", "--smoke", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if re.match(r"\| [03] \|", line)]
+    assert len(rows) == 2 and all(row.endswith("| NOT met |") for row in rows)    # a smoke run learns nothing
+    assert rc == 1 and "met on 0 of 2 seeds" in out
+    assert json.loads((tmp_path / "seed3" / "metrics.json").read_text())["seed"] == 3

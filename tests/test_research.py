@@ -14,66 +14,10 @@ from qeu_vlm.config import Config
 from qeu_vlm.conversation import with_image_list
 from qeu_vlm.model import load_model
 from qeu_vlm.training import train
-from qeu_vlm.research.hooks import curriculum, extras
+from qeu_vlm.research.hooks import extras
 from qeu_vlm.research.learn import LearnSettings, learn_report, learn_run
-from qeu_vlm.research.vision_warmup import WarmupError, judgement_examples, vision_tower, warm_up_vision
 
 pytestmark = pytest.mark.slow          # trains, or runs commands end to end
-
-
-def _conv(image, judgement):
-    answer = format_answer(Answer("CYLN_DST", 27, judgement, "Y-plus", "X:3, Y:C"))
-    return {"messages": [{"role": "user", "content": [{"type": "text", "text": "inspect"},
-                                                      {"type": "image", "image": Image.new("RGB", (56, 56))},
-                                                      {"type": "image", "image": image}]},
-                         {"role": "assistant", "content": [{"type": "text", "text": answer}]}], "shot": "zero"}
-
-
-@pytest.fixture(scope="module")
-def smoke_model(tmp_path_factory):
-    return load_model(Config().smoke(), tmp_path_factory.mktemp("warm"), "hf")
-
-
-def test_warm_up_teaches_the_tower_blatant_images_and_leaves_the_language_model_alone(smoke_model):
-    model, proc = smoke_model
-    # two sizes, independent of the label: each image's tokens are pooled apart
-    convs = [_conv(Image.new("RGB", (56, 56) if i % 4 < 2 else (84, 56), (255, 255, 255) if i % 2 else (0, 0, 0)),
-                   "defective" if i % 2 else "passed") for i in range(16)]
-    tower = vision_tower(model)
-    lm_before = {n: p.clone() for n, p in model.named_parameters() if "visual" not in n}
-    tower_before = {n: p.clone() for n, p in tower.named_parameters()}
-    out = warm_up_vision(model, proc, convs, steps=100, lr=1e-3, batch_size=8)
-    assert out["log"][-1]["step"] == 100 and out["log"][-1]["accuracy"] == 1.0 and out["seconds"] > 0
-    assert out["log"][-1]["loss"] < out["log"][0]["loss"]
-    assert all(torch.equal(p, lm_before[n]) for n, p in model.named_parameters() if "visual" not in n)
-    assert any(not torch.equal(p, tower_before[n]) for n, p in tower.named_parameters())
-
-
-def test_test_image_is_the_last_image_and_bad_conversations_are_named():
-    white = Image.new("RGB", (56, 56), (255, 255, 255))
-    assert judgement_examples([_conv(white, "defective")]) == [(white, True)]
-    no_answer = _conv(white, "passed")
-    no_answer["messages"] = no_answer["messages"][:1]
-    with pytest.raises(WarmupError, match="conversation 1: needs a test image"):
-        judgement_examples([_conv(white, "passed"), no_answer])
-    unreadable = _conv(white, "maybe")
-    with pytest.raises(WarmupError, match="conversation 0: its answer has no passed/defective judgement"):
-        judgement_examples([unreadable])
-    with pytest.raises(WarmupError, match="has no 'visual' module"):
-        vision_tower(torch.nn.Linear(2, 2))
-
-
-def test_a_frozen_tower_is_an_error_not_a_silent_no_op(smoke_model):
-    model, proc = smoke_model
-    tower = vision_tower(model)
-    for p in tower.parameters():
-        p.requires_grad_(False)
-    try:
-        with pytest.raises(WarmupError, match="no trainable weights"):
-            warm_up_vision(model, proc, [_conv(Image.new("RGB", (56, 56)), "passed")], steps=1, lr=1e-3)
-    finally:
-        for p in tower.parameters():
-            p.requires_grad_(True)
 
 
 def test_train_runs_the_warm_up_inside_the_time_budget(twin, twin_dir, tmp_path):
@@ -90,41 +34,6 @@ def test_train_runs_the_warm_up_inside_the_time_budget(twin, twin_dir, tmp_path)
     stats = json.loads((tmp_path / "train_stats.json").read_text())
     assert warm["log"][-1]["step"] == 5 and stats["vision_warmup_s"] == warm["seconds"]
     assert stats["steps"] == 50
-
-
-@pytest.fixture
-def setup(twin, twin_dir, smoke_model):
-    """A fresh smoke config (tests change it), the smoke model and twelve conversations (4 one-shot)."""
-    from qeu_vlm.conversation import convert, shot_plan
-    from qeu_vlm.data import load_pools
-
-    recs = twin.splits["CYLNimages_train_1015"][:12]
-    convs = convert(recs, load_pools(twin_dir / "drive"), shot_plan(12, one_shot_first=4), seed=0)
-    return (Config().smoke(), *smoke_model, convs)
-
-
-def test_judgement_first_curriculum_cuts_the_final_answer_before_its_mode(setup):
-
-    cfg, model, proc, convs = setup
-    cfg.loss_on = "assistant"
-    mask = make_collator(cfg, model, proc, "hf")
-    one = with_image_list(convs[0])
-    answer, star = one["messages"][-1]["content"][0]["text"], one["messages"][1]["content"][0]["text"]
-    callback = curriculum(mask, steps=3)
-    b = mask([one])
-    early = proc.tokenizer.decode(b["input_ids"][0][b["labels"][0] != -100])
-    judgement_line = answer[:answer.index("- defect mode")]
-    assert early.startswith(star + "<|im_end|>" + judgement_line) and "defect mode->" not in early
-    assert len(early) <= len(star + "<|im_end|>" + judgement_line) + 2      # at most the "- " of the next line
-    from types import SimpleNamespace
-
-    callback.on_step_begin(None, SimpleNamespace(global_step=2), None)
-    assert mask.cut is not None
-    callback.on_step_begin(None, SimpleNamespace(global_step=3), None)
-    b = mask([one])
-    assert (
-        proc.tokenizer.decode(b["input_ids"][0][b["labels"][0] != -100]) == star + "<|im_end|>" + answer + "<|im_end|>"
-    )
 
 
 def test_time_budget_stops_training_and_stats_are_written(setup, tmp_path):

@@ -8,22 +8,7 @@ import json
 from functools import partial
 from pathlib import Path
 
-from ..batching import LossMask, TrainingError
-
-
-def curriculum(mask: LossMask, steps: int):
-    """Judgement before address: for the first ``steps`` steps the final answer carries loss only up to its
-    judgement line, so the hard, noisy mode and position tokens do not drown the passed/defective signal."""
-    from transformers import TrainerCallback
-
-    mask.cut = "defect mode"
-
-    class Curriculum(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):
-            if state.global_step >= steps:
-                mask.cut = None
-
-    return Curriculum()
+from ..batching import TrainingError, judgement_first
 
 
 def time_budget(seconds: float):
@@ -67,17 +52,17 @@ def extras(cfg, lab, model, processor, collator, train_convs: list, run: Path, r
     """
     budget, warm, callbacks = lab.time_budget_s, None, []
     if lab.vision_warmup_steps and not resumed:
-        from .vision_warmup import warm_up_vision
+        from ..vision_warmup import warm_up_vision
 
-        warm = warm_up_vision(model, processor, train_convs, lab.vision_warmup_steps,
-                              cfg.learning_rate, cfg.batch_size or 8, cfg.seed)
+        warm = warm_up_vision(model, processor, train_convs, lab.vision_warmup_steps, cfg.learning_rate,
+                              cfg.batch_size or 8, cfg.seed, until=lab.vision_warmup_until)
         (Path(run) / "vision_warmup.json").write_text(json.dumps(warm, indent=1))
         if budget:
             budget = max(1.0, budget - warm["seconds"])
     if budget:
         callbacks.append(time_budget(budget))
     if lab.judgement_first_steps:
-        callbacks.append(curriculum(collator, lab.judgement_first_steps))
+        callbacks.append(judgement_first(collator, lab.judgement_first_steps))
     optimizer = None
     if lab.vision_learning_rate is not None:
         optimizer = partial(optimizer_with_vision_rate, vision_lr=lab.vision_learning_rate)

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..config import Config
 from ..metrics import fmt_metric
 from ..steps import baseline_step, inspect_step, loss_summary, prepare, train_step
+from ..tiny_model import DST_STATS
 
 
 @dataclass
@@ -30,7 +31,8 @@ class LearnSettings:
     ablation: str | None = None         # "reference-as-test": the test image replaced by its reference
     balance_judgement: bool = False     # repeat the rarer judgement's training conversations until both are equal
     judgement_first_steps: int = 0      # curriculum: the first N steps learn the answer only up to its judgement
-    vision_warmup_steps: int = 500      # the vision tower first learns the judgement alone (vision_warmup.py)
+    vision_warmup_steps: int = 500      # the vision tower first learns the judgement alone (qeu_vlm.vision_warmup)
+    vision_warmup_until: float | None = None   # ... and stops early once its head's accuracy reaches this
     vision_learning_rate: float | None = None  # the tower's and merger's own peak rate; None: the run's
     time_budget_s: float | None = 600   # training stops after this many seconds (the profile's CPU budget)
 
@@ -39,15 +41,13 @@ def learn_run(run_dir, seed: int = 0, **changes) -> tuple[Config, LearnSettings]
     """The profile's ``(Config, LearnSettings)``: DST records at 224x154 (48 image tokens each), zero-shot, short
     prompts, all weights trained, 10 CPU-minutes; 240 held-out records inspected. ``changes`` go to whichever of
     the two has the field (``tiny_overrides`` are added to the profile's own)."""
-    # DST images are dark: normalise with their own statistics, so the blob is not drowned by the background
-    dst_stats = {"image_mean": [0.10, 0.12, 0.12], "image_std": [0.17, 0.19, 0.19]}
     cfg = Config(run_dir=str(run_dir), seed=seed, model="tiny", backend="hf", full_finetune=True, dst_fraction=1.0,
                  n_train=5000, n_test=240, n_inspect=240, n_eval=64, one_shot_first=0, inspect_shots=("zero",),
                  image_size=(224, 154), max_pixels=224 * 168, max_length=512, prompt_set="short", batch_size=8,
                  grad_accum=1, learning_rate=1e-3, lr_schedule="cosine", warmup_steps=50, max_steps=1200,
                  gradient_checkpointing=False, eval_steps=200, save_steps=400, logging_steps=20, max_new_tokens=64,
                  inspect_batch_size=16)
-    lab = LearnSettings(tiny_overrides=dict(dst_stats))
+    lab = LearnSettings(tiny_overrides=dict(DST_STATS))
     if "tiny_overrides" in changes:
         changes["tiny_overrides"] = {**lab.tiny_overrides, **changes["tiny_overrides"]}
     mine = {f.name for f in fields(LearnSettings)}

@@ -4,9 +4,12 @@ A language model reads image tokens only through softmax attention, which starts
 an average a from-scratch tower hardly learns to see a small blob (benchmarks/RESULTS.md, "learn profile"; the pooling
 probe). So the tower first learns each training conversation's judgement (passed or defective) from its test image
 alone, through a linear head on the max over its tokens, the way a threshold finds a blob. The head is then
-dropped, and fine-tuning starts from a tower whose features already mark the defect. Meant for the from-scratch
-learn profile (a Qwen-VL tower, called as ``visual(pixel_values, grid_thw=...)``); a pretrained tower needs no
-such stage.
+dropped, and fine-tuning starts from a tower whose features already mark the defect. Used by the main job
+(``demo``) and the learn research, both from-scratch models (a Qwen-VL tower, called as
+``visual(pixel_values, grid_thw=...)``); a pretrained tower needs no such stage.
+
+The stage ends on a criterion, not a clock: once the head's training accuracy over its last ``window`` steps reaches
+``until`` (or after ``max_steps``), so the outcome does not depend on the machine's speed.
 """
 from __future__ import annotations
 
@@ -41,8 +44,8 @@ def image_tokens(tower, processor, images: list) -> list:
 def judgement_examples(convs: list[dict]) -> list[tuple]:
     """(test image, defective?) of each conversation: the last image of its last user turn, and its answer's
     judgement. A conversation without an answer, or whose answer does not read, is an error naming it."""
-    from ..answer import parse_answer
-    from ..domain import PASSED
+    from .answer import parse_answer
+    from .domain import PASSED
 
     out = []
     for i, conv in enumerate(convs):
@@ -59,13 +62,21 @@ def judgement_examples(convs: list[dict]) -> list[tuple]:
     return out
 
 
-def warm_up_vision(model, processor, convs: list[dict], steps: int, lr: float, batch_size: int = 8,
-                   seed: int = 0) -> dict:
-    """Train the tower of ``model`` (in place) for ``steps`` batches; returns ``{"seconds", "log"}``, the log
-    holding the head's training loss and accuracy every 50 steps."""
+def warm_up_vision(model, processor, convs: list[dict], max_steps: int, lr: float, batch_size: int = 8,
+                   seed: int = 0, until: float | None = None, window: int = 50) -> dict:
+    """Train the tower of ``model`` (in place) on batches of ``convs``' test images and judgements, until the
+    head's training accuracy over the last ``window`` steps is at least ``until`` (checked every step once
+    ``window`` steps have run), or for ``max_steps`` (``until=None``: always ``max_steps``).
+
+    Returns ``{"seconds", "steps", "stopped": "criterion" | "max_steps", "accuracy", "log"}``; ``accuracy`` is
+    the last window's, and the log holds the head's loss and accuracy every 50 steps and at the last one.
+    """
     import torch
     from tqdm.auto import tqdm
 
+    if max_steps < 1 or window < 1 or (until is not None and not 0 < until <= 1):
+        raise WarmupError(f"max_steps and window must be >= 1 and until in (0, 1]: got {max_steps}, {window}, "
+                          f"{until}")
     examples = judgement_examples(convs)
     tower = vision_tower(model)
     trainable = [p for p in tower.parameters() if p.requires_grad]
@@ -74,9 +85,10 @@ def warm_up_vision(model, processor, convs: list[dict], steps: int, lr: float, b
     param = trainable[0]
     rng = np.random.default_rng(seed)
     head = None
-    log, t0, window = [], time.perf_counter(), []
+    log, t0, history, stopped = [], time.perf_counter(), [], "max_steps"
     tower.train()
-    for step in tqdm(range(1, steps + 1), desc="vision warm-up", leave=False):
+    bar = tqdm(range(1, max_steps + 1), desc="vision warm-up", leave=False)
+    for step in bar:
         chosen = [examples[i] for i in rng.integers(0, len(examples), batch_size)]
         feats = torch.stack([f.max(0).values for f in image_tokens(tower, processor, [im for im, _ in chosen])])
         if head is None:
@@ -88,10 +100,17 @@ def warm_up_vision(model, processor, convs: list[dict], steps: int, lr: float, b
         opt.zero_grad()
         loss.backward()
         opt.step()
-        window.append((loss.item(), ((logits > 0) == (y > 0)).float().mean().item()))
-        if step % 50 == 0 or step == steps:
-            log.append({"step": step, "loss": round(float(np.mean([w[0] for w in window])), 4),
-                        "accuracy": round(float(np.mean([w[1] for w in window])), 3)})
-            window = []
+        history.append((loss.item(), ((logits > 0) == (y > 0)).float().mean().item()))
+        accuracy = float(np.mean([h[1] for h in history[-window:]]))
+        done = until is not None and step >= window and accuracy >= until
+        if done or step % 50 == 0 or step == max_steps:
+            recent = history[-(step - log[-1]["step"] if log else step):]
+            log.append({"step": step, "loss": round(float(np.mean([h[0] for h in recent])), 4),
+                        "accuracy": round(float(np.mean([h[1] for h in recent])), 3)})
+        if done:
+            stopped = "criterion"
+            break
+    bar.close()
     tower.zero_grad(set_to_none=True)
-    return {"seconds": round(time.perf_counter() - t0, 1), "log": log}
+    return {"seconds": round(time.perf_counter() - t0, 1), "steps": step, "stopped": stopped,
+            "accuracy": round(accuracy, 3), "log": log}
