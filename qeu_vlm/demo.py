@@ -78,6 +78,7 @@ def extras(recipe: Recipe, cfg: Config, model, processor, collator, train_convs,
 def run_demo(out, seed: int = 0, smoke: bool = False) -> dict:
     """Run the main job into ``out`` (replaced whole when it finishes); returns what ``metrics.json`` holds."""
     from .steps import baseline_step, inspect_step, prepare, train_step
+    from .plots import learning_curves
     from .tiny_model import DST_STATS, build_tiny_vlm
 
     out = check_writable(out)
@@ -102,6 +103,8 @@ def run_demo(out, seed: int = 0, smoke: bool = False) -> dict:
         baseline = baseline_step(cfg, prepared)
         t = lap("classic baseline", t)
         trainer = train_step(cfg, prepared, extras=partial(extras, recipe, cfg))
+        learning_curves(work / "log_history.json", work / "learning_curves.png",
+                        title=f"{label}, {len(prepared.train_convs)} training conversations (judgements balanced)")
         train_stats = json.loads((work / "train_stats.json").read_text())
         warm = json.loads((work / "vision_warmup.json").read_text())
         stages["vision warm-up"] = warm["seconds"]
@@ -229,15 +232,15 @@ def report_html(m: dict, run: Path) -> str:
     parts = [
         f"<p>{html_escape(_summary(m))}</p>",
         "<h2>1. Before and after, beside the classic baseline</h2>",
-        html_table(["model", *HEADLINE], _score_rows(m)),
+        html_table(["model", *(k.replace("_", " ") for k in HEADLINE)], _score_rows(m)),
         f"<p>Targets for the trained model:</p><ul>{met}</ul>",
         "<details><summary>What the columns mean</summary>"
         + html_table(["metric", "meaning"], list(METRIC_MEANING.items())) + "</details>",
-        f"<p>Pins the trained model named ({len(dist)} distinct): "
+        "<p>Positions the trained model answered (answers per position): "
         + html_escape(", ".join(f"{'no readable pin' if k in (None, 'None') else k}: {v}" for k, v in dist))
         + "</p>",
         "<h2>2. Learning curves</h2>", html_image(run / "learning_curves.png", "learning curves"),
-        html_table(["vision warm-up step", "head loss", "head accuracy"],
+        html_table(["vision warm-up step", "head loss (last 50 steps)", "head accuracy (last 50 steps)"],
                    [[e["step"], e["loss"], e["accuracy"]] for e in m["vision_warmup"]["log"]]),
         "<h2>3. Errors after training</h2>",
         html_image(run / "evaluation_finetuned.png", "confusion matrix and error heatmap after training"),
@@ -250,7 +253,7 @@ def report_html(m: dict, run: Path) -> str:
                      + "after training:" + html_answer(e["after"]) + "before training:" + html_answer(e["before"])
                      + "</div>")
     parts += ["</div>", "<h2>5. What ran</h2>",
-              html_table(["", ""], [["date", m["date"]], ["commit", m["commit"]], ["device", m["device"]],
+              html_table(["setting", "value"], [["date", m["date"]], ["commit", m["commit"]], ["device", m["device"]],
                                     ["seed", m["seed"]], ["model", f"{m['model']}, {m['parameters']:,} parameters"],
                                     *[[k, json.dumps(v) if isinstance(v, dict) else v]
                                       for k, v in m["settings"].items()]]),

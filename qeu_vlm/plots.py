@@ -99,7 +99,9 @@ def _run_title(run: Path) -> str:
     bits = []
     if (run / "config.json").exists():
         cfg = json.loads((run / "config.json").read_text())
-        bits.append(f"model {cfg.get('model')}" + (" (smoke)" if cfg.get("smoke_mode") else ""))
+        model = str(cfg.get("model"))        # a model folder is named by its folder, never by a machine path
+        name = Path(model).name if "/" in model else model
+        bits.append(f"model {name}" + (" (smoke)" if cfg.get("smoke_mode") else ""))
         n = cfg.get("n_train", 0)
         bits.append(f"{n - min(cfg.get('n_eval', 0), n // 4)} training conversations")   # as Prepared.n_eval
     return ", ".join(bits)

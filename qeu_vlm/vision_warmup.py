@@ -69,7 +69,8 @@ def warm_up_vision(model, processor, convs: list[dict], max_steps: int, lr: floa
     ``window`` steps have run), or for ``max_steps`` (``until=None``: always ``max_steps``).
 
     Returns ``{"seconds", "steps", "stopped": "criterion" | "max_steps", "accuracy", "log"}``; ``accuracy`` is
-    the last window's, and the log holds the head's loss and accuracy every 50 steps and at the last one.
+    the last window's, and the log holds the head's loss and accuracy over the last ``window`` steps, every 50
+    steps and at the last one.
     """
     import torch
     from tqdm.auto import tqdm
@@ -104,9 +105,8 @@ def warm_up_vision(model, processor, convs: list[dict], max_steps: int, lr: floa
         accuracy = float(np.mean([h[1] for h in history[-window:]]))
         done = until is not None and step >= window and accuracy >= until
         if done or step % 50 == 0 or step == max_steps:
-            recent = history[-(step - log[-1]["step"] if log else step):]
-            log.append({"step": step, "loss": round(float(np.mean([h[0] for h in recent])), 4),
-                        "accuracy": round(float(np.mean([h[1] for h in recent])), 3)})
+            log.append({"step": step, "loss": round(float(np.mean([h[0] for h in history[-window:]])), 4),
+                        "accuracy": round(accuracy, 3)})
         if done:
             stopped = "criterion"
             break
