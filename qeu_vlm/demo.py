@@ -240,6 +240,9 @@ def report_html(m: dict, run: Path) -> str:
         + html_escape(", ".join(f"{'no readable pin' if k in (None, 'None') else k}: {v}" for k, v in dist))
         + "</p>",
         "<h2>2. Learning curves</h2>", html_image(run / "learning_curves.png", "learning curves"),
+        f"<p>For its first {m['settings']['recipe']['judgement_first_steps']} steps the loss covers the answer up to "
+        "its judgement only; the jump after them is the defect mode and position lines joining it. Before "
+        "fine-tuning, the vision warm-up trained the image encoder to tell passed from defective parts:</p>",
         html_table(["vision warm-up step", "head loss (last 50 steps)", "head accuracy (last 50 steps)"],
                    [[e["step"], e["loss"], e["accuracy"]] for e in m["vision_warmup"]["log"]]),
         "<h2>3. Errors after training</h2>",
