@@ -23,7 +23,8 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
 from .domain import (ALL_ADDRESSES, COL_PITCH, COL_X0, DEFECT_MODES, IMAGE_SIZE, LEFT, MODE_VECTORS, PASSED, ROW_Y,
-                     ROWS, STAR_TABLE, TOP, Address, DomainError, describe, format_bbox, format_dir, format_position, pin_centre)
+                     ROWS, STAR_TABLE, TOP, Address, DomainError, describe, format_bbox, format_dir, format_position,
+                     pin_centre)
 from .files import staged
 
 W, H = IMAGE_SIZE
@@ -305,7 +306,7 @@ def generate_rendered(cfg: SynthConfig, progress: bool = True) -> Twin:
 
     Pools as on the real Drive: a star image has the same file name as the passed image it was drawn on.
     """
-    from .render import Pose, defect_box, dst_from, jpeg_bytes, render_scene
+    from .render import Pose, defect_box, dst_from, fit_bend, jpeg_bytes, render_scene
 
     rc = cfg.render_config()
     rng = np.random.default_rng(cfg.seed)
@@ -325,7 +326,7 @@ def generate_rendered(cfg: SynthConfig, progress: bool = True) -> Twin:
                 addr, mode, bend = None, PASSED, 0.0
             else:
                 addr, mode = pins[rng.integers(len(pins))], DEFECT_MODES[rng.integers(4)]
-                bend = np.deg2rad(rng.uniform(*rc.bend_deg))
+                bend = fit_bend(pose, addr, mode, np.deg2rad(rng.uniform(*rc.bend_deg)))
             rend = render_scene(pose, addr, mode, bend)
             box = (147, 103, 328, 228) if addr is None else defect_box(rend, addr)
             # Passed parts' DST sometimes come from a reference far off in pose: large bright areas on good pins.

@@ -8,8 +8,8 @@ from scipy.ndimage import uniform_filter
 
 from qeu_vlm.data import load_pools
 from qeu_vlm.domain import ALL_ADDRESSES, DEFECT_MODES, IMAGE_SIZE, Address, parse_bbox, parse_dir
-from qeu_vlm.render import (Pose, RenderConfig, RenderError, defect_box, pin_axis, render_scene, similarity_residuals,
-                            twin_residuals)
+from qeu_vlm.render import (Pose, RenderConfig, RenderError, defect_box, fit_bend, pin_axis, render_scene,
+                            similarity_residuals, twin_residuals)
 from qeu_vlm.synth import SynthConfig, SynthError, write_twin
 
 W, H = IMAGE_SIZE
@@ -34,7 +34,7 @@ def test_bent_tip_in_its_box_and_box_inside_image():
     for k, addr in enumerate(ALL_ADDRESSES):
         for mode in DEFECT_MODES:
             pose = Pose.random(rng, cfg)
-            rend = render_scene(pose, addr, mode, np.deg2rad(rng.uniform(*cfg.bend_deg)))
+            rend = render_scene(pose, addr, mode, fit_bend(pose, addr, mode, np.deg2rad(rng.uniform(*cfg.bend_deg))))
             x1, y1, x2, y2 = defect_box(rend, addr)
             tx, ty = rend.tips[k]
             assert x1 <= tx <= x2 and y1 <= ty <= y2, (addr, mode)
@@ -100,7 +100,8 @@ def test_defects_on_every_row_including_c():
 
 
 @pytest.mark.parametrize("kw, field", [
-    ({"look": "photo"}, "look"), ({"passed_fraction": 1.5}, "passed_fraction"), ({"dst_fraction": -0.1}, "dst_fraction"),
+    ({"look": "photo"}, "look"), ({"passed_fraction": 1.5}, "passed_fraction"),
+    ({"dst_fraction": -0.1}, "dst_fraction"),
     ({"n_train": -1}, "n_train"), ({"n_pool": 0}, "n_pool"), ({"defect_pins": ("0X",)}, "defect_pins"),
     ({"look": "rendered", "render": {"bend_deg": (30, 10)}}, "bend_deg"),
     ({"look": "rendered", "render": {"pose_jitter": -1}}, "pose_jitter"),
