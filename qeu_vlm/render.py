@@ -41,6 +41,11 @@ _VU, _VV = np.meshgrid(np.arange(TOP, H, dtype=np.float32) + 0.5, np.arange(LEFT
                        indexing="ij")
 
 
+# The widest pose ranges that keep every pin under its label band.
+POSE_LIMITS = {"pose_jitter": 40.0, "aim_jitter": 8.0, "roll_deg": 5.0, "scale_jitter": 0.1, "ref_jitter": 10.0,
+               "bright_jitter": 15.0}
+
+
 class RenderError(ValueError):
     """An invalid renderer option; the message names the field."""
 
@@ -66,9 +71,10 @@ class RenderConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
                 raise RenderError(f"RenderConfig.{name} must be a finite number >= 0, got {v!r}")
-        if self.pose_jitter > 40 or self.aim_jitter > 8 or self.roll_deg > 5 or self.scale_jitter > 0.1:
-            raise RenderError("RenderConfig pose ranges too wide: pose_jitter <= 40, aim_jitter <= 8, roll_deg <= 5, "
-                              "scale_jitter <= 0.1 keep the pins under their label bands")
+        for name, most in POSE_LIMITS.items():
+            if getattr(self, name) > most:
+                raise RenderError(f"RenderConfig.{name} = {getattr(self, name)!r} is too wide (at most {most}): "
+                                  "beyond it pins leave their label bands and the labels stop being exact")
         lo, hi = (tuple(self.bend_deg) + (None, None))[:2]
         if len(tuple(self.bend_deg)) != 2 or not (5 <= lo <= hi <= 45):
             raise RenderError(f"RenderConfig.bend_deg must be (low, high) with 5 <= low <= high <= 45, "

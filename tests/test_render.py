@@ -136,3 +136,27 @@ def test_render_speed_is_modest():
     _rendered(n_train=30, n_test=0 + 1, n_pool=1).generate(progress=False)
     dt = time.perf_counter() - t
     print(f"rendered twin: {31 / dt:.0f} records/s ({dt:.2f} s for 31 records + pools)")
+
+
+def test_cli_names_the_bad_field(tmp_path, capsys):
+    from qeu_vlm.cli import main
+
+    assert main(["synth", "--out", str(tmp_path / "t"), "--look", "rendered", "--render", '{"roll_deg": 30}']) == 2
+    assert "roll_deg" in capsys.readouterr().err and not (tmp_path / "t").exists()
+
+
+def test_dst_is_smooth_not_blocky():
+    """No 5-px steps: neighbouring pixels inside a 5-px block differ about as much as across block borders."""
+    t = _rendered(n_train=6, n_test=1, dst_fraction=1.0).generate(progress=False)
+    g = np.asarray(Image.open(io.BytesIO(t.splits["CYLNimages_train_1015"][0]["image"])).convert("L"), float)
+    steps = np.abs(np.diff(g[60:, 60:], axis=1)).mean(0)
+    border, inside = steps[4::5].mean(), np.delete(steps, np.s_[4::5]).mean()
+    assert border < 1.5 * inside, (border, inside)
+
+
+def test_passed_dst_sometimes_bright():
+    t = _rendered(n_train=40, n_test=1, dst_fraction=1.0, passed_fraction=1.0,
+                  render={"bright_fraction": 0.5}).generate(progress=False)
+    bright = [(np.asarray(Image.open(io.BytesIO(r["image"])).convert("L"))[60:, 60:] > 200).sum()
+              for r in t.splits["CYLNimages_train_1015"]]
+    assert max(bright) > 5 * max(np.median(bright), 1), bright
