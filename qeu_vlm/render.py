@@ -29,8 +29,9 @@ FOCAL = 300.0                                        # pin-top plane at magnific
 WALL_H = 48.0
 OUTER = (40.0, 86.0, 430.0, 266.0)                   # housing rim, outer edge (x0, y0, x1, y1) at z = WALL_H
 INNER = (62.0, 97.0, 408.0, 250.0)                   # opening of the box; the walls drop to the floor (z = 0)
-PIN_RGB = np.array([150, 212, 212], np.float32)
+PIN_RGB = np.array([158, 204, 204], np.float32)
 LIGHT = (np.array([-0.45, -0.5, 1.0]) / np.linalg.norm([-0.45, -0.5, 1.0])).astype(np.float32)
+REF_BLUR = 2.0                                       # px: softness of the passed reference (see dst_from)
 LABEL_RGB = (236, 200, 208)                          # pinkish, as in the real label bands
 DIGIT_X = np.linspace(75, 386, 9)                    # evenly spaced: "1" sits ~11 px left of its pin
 LETTER_Y = {"U": 116, "C": 164, "D": 214}
@@ -169,7 +170,7 @@ def _floor_shade(x, y):
     rib = np.clip(np.abs(ph - 0.5) * -6 + 1.6, 0, 1)                        # bright between columns
     diag = 0.5 + 0.5 * np.cos((2 * np.pi / COL_PITCH) * ((x - COL_X0) + (y - CY0)))
     spot = np.exp(-((x - CX0) / 70) ** 2 - ((y - CY0) / 90) ** 2)
-    return 0.10 + 0.35 * rib * (0.6 + 0.4 * diag) + 0.35 * spot * rib + 0.12 * spot
+    return 0.08 + 0.22 * rib * (0.4 + 0.6 * diag) + 0.3 * spot * rib + 0.12 * spot
 
 
 # Material colours; a pixel is PALETTE[material] * shade (+ white specular on pins).
@@ -243,7 +244,7 @@ def render_scene(pose: Pose, defect=None, mode: str = PASSED, bend: float = 0.0,
     shade[pix] = (0.62 + 0.5 * np.clip(n @ LIGHT, 0, 1)) * (0.7 + 0.3 * np.clip(h / PIN_H, 0, 1))
     mat[pix] = PIN
     rgb = PALETTE[mat] * shade[..., None] + 60 * spec[..., None]
-    content = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).filter(ImageFilter.BoxBlur(0.8))
+    content = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).filter(ImageFilter.BoxBlur(1.0))
     img = Image.new("RGB", (W, H), (0, 0, 0))
     img.paste(content, (LEFT, TOP))
     return Render(draw_labels(img) if labels else img, ids, tips, caps)
@@ -306,15 +307,17 @@ def dst_from(test: Render, ref: Render, gain: float = 1.5) -> Image.Image:
     pin top the centre is dark red; a bent pin is an elongated bright shape along its bend.
     """
     a = np.asarray(test.image, np.float32)[TOP:, LEFT:]
-    b = np.asarray(ref.image, np.float32)[TOP:, LEFT:]
+    # The originals compared against passed images of the same pose, several of them: their average is soft, so every
+    # edge of the test image leaves a ring. One passed render, blurred, stands in for that average (one render, not 8).
+    b = np.asarray(ref.image.crop((LEFT, TOP, W, H)).filter(ImageFilter.GaussianBlur(REF_BLUR)), np.float32)
     diff = np.abs(a - b)
     # The original tool's colour: brightness from the largest channel difference, hue from the test image.
     mag = diff.max(-1, keepdims=True)
     hue = a / np.maximum(a.max(-1, keepdims=True), 1)
     out = gain * (0.55 * mag * hue + 0.45 * diff)
-    out += np.array([14, 22, 64], np.float32) * (a.mean(-1, keepdims=True) / 120) * (test.ids < 0)[..., None]
-    both = (test.caps & ref.caps)[..., None]
-    out = np.where(both, out * 0.6 + np.array([52, 4, 10], np.float32), out)
+    out += np.array([10, 16, 50], np.float32) * (a.mean(-1, keepdims=True) / 120) * (test.ids < 0)[..., None]
+    both = (test.caps & ref.caps)[..., None] * np.clip(1 - mag / 70, 0, 1)      # cap centres, where renders agree
+    out = out * (1 - 0.4 * both) + both * np.array([60, 4, 10], np.float32)
     content = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.2))
     img = Image.new("RGB", (W, H), (0, 0, 0))
     img.paste(content, (LEFT, TOP))

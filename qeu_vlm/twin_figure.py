@@ -127,6 +127,15 @@ def _caption(img, text, box=None):
     return img
 
 
+def _zoom(img, box, text, half=(68, 46)):
+    """A crop centred on ``box`` (box drawn), scaled 3x to the sheet's cell size."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    x0, y0 = int(min(max(cx - half[0], 0), W - 2 * half[0])), int(min(max(cy - half[1], 0), H - 2 * half[1]))
+    crop = img.crop((x0, y0, x0 + 2 * half[0], y0 + 2 * half[1])).resize((W, H), Image.LANCZOS)
+    k = W / (2 * half[0])
+    return _caption(crop, text, [(box[0] - x0) * k, (box[1] - y0) * k, (box[2] - x0) * k, (box[3] - y0) * k])
+
+
 def compare_figure(out, root=DEFAULT_REFERENCE, seed: int = 0) -> Path:
     """Each real cut-out beside a twin image of the same type and dir, four across, boxes drawn in green."""
     real = load_real(root)
@@ -136,6 +145,9 @@ def compare_figure(out, root=DEFAULT_REFERENCE, seed: int = 0) -> Path:
         twin, tbox, _ = _twin(typ, code, rng, cfg)
         cells.append(_caption(img, f"REAL {typ} {code} ({key})", bbox))
         cells.append(_caption(twin, f"TWIN {typ} {code}", tbox))
+        if bbox and tbox:                                   # and both defects up close: same crop size, 3x
+            cells.append(_zoom(img, bbox, f"REAL {code} up close"))
+            cells.append(_zoom(twin, tbox, f"TWIN {code} up close"))
     cols, pad = 4, 6
     rows = -(-len(cells) // cols)
     sheet = Image.new("RGB", (cols * (W + pad), rows * (H + pad)), (255, 255, 255))
