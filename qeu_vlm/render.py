@@ -325,21 +325,21 @@ def dst_from(test: Render, ref: Render, gain: float = 1.5) -> Image.Image:
 
 
 def defect_box(rend: Render, addr, min_size=(33, 35), max_size=(49, 55), pad: int = 6):
-    """The bent pin's visible extent in image pixels, grown to the real boxes' size range and clipped to the image."""
+    """The bent pin's visible extent in image pixels, grown to the real boxes' size range, clipped to the picture."""
     i = ALL_ADDRESSES.index(addr)
     ys, xs = np.nonzero(rend.ids == i)
     x1, x2 = xs.min() + LEFT - pad, xs.max() + LEFT + 1 + pad
     y1, y2 = ys.min() + TOP - pad, ys.max() + TOP + 1 + pad
     tx, ty = rend.tips[i]
     box = []
-    for lo, hi, tip, mn, mx, limit in ((x1, x2, tx, min_size[0], max_size[0], W), (y1, y2, ty, min_size[1],
-                                                                                     max_size[1], H)):
+    for lo, hi, tip, mn, mx, start, limit in ((x1, x2, tx, min_size[0], max_size[0], LEFT, W),
+                                              (y1, y2, ty, min_size[1], max_size[1], TOP, H)):
         if hi - lo < mn:
             grow = mn - (hi - lo)
             lo, hi = lo - grow // 2, hi + grow - grow // 2
         if hi - lo > mx:                  # keep the tip's end: that is where the bend shows
             lo, hi = (lo, lo + mx) if abs(tip - lo) < abs(tip - hi) else (hi - mx, hi)
-        lo, hi = max(int(lo), 0), min(int(hi), limit - 1)
+        lo, hi = max(int(lo), start), min(int(hi), limit - 1)            # inside the picture, off the label bands
         box.append((lo, hi))
     return box[0][0], box[1][0], box[0][1], box[1][1]
 
