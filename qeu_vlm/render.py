@@ -10,7 +10,7 @@ Why a vectorised numpy ray caster and not a renderer from the registries: it ins
 and Colab run it as is, no GL/EGL context, no wheels that lag Python releases), and a scene this simple
 (planes and 27 cylinders, each cast only inside its projected window) renders in a few ms per image.
 
-``python -m qeu_vlm.render --compare OUT.png`` draws the twin beside the real reference figures.
+``python -m qeu_vlm.twin_figure --compare OUT.png`` draws the twin beside the real reference figures.
 """
 from __future__ import annotations
 
@@ -344,6 +344,16 @@ def defect_box(rend: Render, addr, min_size=(33, 35), max_size=(49, 55), pad: in
     return box[0][0], box[1][0], box[0][1], box[1][1]
 
 
+def draw_star(img: Image.Image, tip) -> Image.Image:
+    """A red five-point star centred on ``tip`` (a pin top), as in the one-shot teaching images."""
+    tx, ty = tip
+    ang = np.pi / 2 + np.arange(10) * np.pi / 5
+    rad = np.where(np.arange(10) % 2 == 0, 13.0, 5.5)
+    ImageDraw.Draw(img).polygon([(tx + r * np.cos(a), ty - r * np.sin(a)) for r, a in zip(rad, ang)],
+                                fill=(230, 30, 40))
+    return img
+
+
 def jpeg_bytes(img: Image.Image, quality: int = 90) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)
@@ -375,10 +385,3 @@ def twin_residuals(n: int = 200, seed: int = 0, cfg: RenderConfig | None = None)
     tops = np.stack([pin_axis(a)[1] for a in ALL_ADDRESSES])
     return np.stack([similarity_residuals(nominal_tops(), Pose.random(rng, cfg).project(tops)) for _ in range(n)])
 
-
-if __name__ == "__main__":
-    import sys
-
-    from .twin_figure import main
-
-    sys.exit(main())

@@ -227,12 +227,9 @@ def dst_image(render: Image.Image, reference: np.ndarray) -> Image.Image:
 
 def draw_star(img: Image.Image, addr: Address, cam: Camera | None = None, tip=None) -> Image.Image:
     """A red five-point star on one pin's top (``tip``, or where ``cam`` puts it), as in the one-shot images."""
-    tx, ty = tip if tip is not None else _pin_geometry(addr, cam)[1]
-    ang = np.pi / 2 + np.arange(10) * np.pi / 5
-    rad = np.where(np.arange(10) % 2 == 0, 13.0, 5.5)
-    pts = [(tx + r * np.cos(a), ty - r * np.sin(a)) for r, a in zip(rad, ang)]
-    ImageDraw.Draw(img).polygon(pts, fill=(230, 30, 40))
-    return img
+    from .render import draw_star as star_at
+
+    return star_at(img, tip if tip is not None else _pin_geometry(addr, cam)[1])
 
 
 def _ext(data: bytes) -> str:

@@ -3,7 +3,7 @@
 The real images are cut out of the blog figures in ``../shared/reference/`` (never copied into the project) and
 rescaled to the dataset's 410 x 280, so real and twin are shown at the same scale with the same crops.
 
-    python -m qeu_vlm.render --compare OUT.png [--reference DIR]
+    python -m qeu_vlm.twin_figure --compare OUT.png [--nuisance] [--reference DIR]
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .domain import ALL_ADDRESSES, IMAGE_SIZE, LEFT, TOP, Address, parse_dir
-from .render import (CX0, CY0, PIN_R, Pose, RenderConfig, defect_box, dst_from, fit_bend, nominal_tops, render_scene,
-                     similarity_residuals)
+from .render import (CX0, CY0, PIN_R, Pose, RenderConfig, defect_box, draw_star, dst_from, fit_bend, nominal_tops,
+                     render_scene, similarity_residuals)
 
 W, H = IMAGE_SIZE
 DEFAULT_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -110,10 +110,8 @@ def _twin(typ, code, rng, cfg, pose=None):
     img = dst_from(rend, render_scene(pose.nudged(rng, cfg.ref_jitter)), cfg.dst_gain) if typ == "DST" else rend.image
     box = defect_box(rend, addr) if addr else None
     if code.startswith("star"):
-        from .synth import draw_star
-
         star = Address.from_code(code.split()[1])
-        img = draw_star(img.copy(), star, tip=rend.tips[ALL_ADDRESSES.index(star)])
+        img = draw_star(img.copy(), rend.tips[ALL_ADDRESSES.index(star)])
     return img, box, rend
 
 
@@ -182,7 +180,7 @@ def nuisance_report(root=DEFAULT_REFERENCE, n: int = 60, seed: int = 0) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m qeu_vlm.render", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m qeu_vlm.twin_figure", description=__doc__.split("\n\n")[0])
     p.add_argument("--compare", metavar="OUT.png", help="write the side-by-side figure here")
     p.add_argument("--reference", default=str(DEFAULT_REFERENCE), help="folder of the real reference figures")
     p.add_argument("--nuisance", action="store_true", help="print the pin-top residuals, real beside twin")
@@ -195,3 +193,9 @@ def main(argv=None) -> int:
     if a.nuisance:
         print(nuisance_report(a.reference, seed=a.seed))
     return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
