@@ -50,7 +50,7 @@ class SynthConfig:
     passed_fraction: float = 0.2
     dst_fraction: float = 0.5
     defect_pins: tuple | None = None     # pin codes like "9C"; None = all 27
-    n_average: int = 24                  # passed renders averaged into the DST reference
+    n_average: int = 24                  # passed renders averaged into the DST reference (schematic look)
     n_pool: int = 10                     # passed images and star images per type
     train_name: str = "CYLNimages_train_1015"
     test_name: str = "CYLNimages_test_1015"
