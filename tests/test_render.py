@@ -161,3 +161,10 @@ def test_passed_dst_sometimes_bright():
     bright = [(np.asarray(Image.open(io.BytesIO(r["image"])).convert("L"))[60:, 60:] > 200).sum()
               for r in t.splits["CYLNimages_train_1015"]]
     assert max(bright) > 5 * max(np.median(bright), 1), bright
+
+
+def test_twin_benchmark_prints_speed(capsys):
+    from benchmarks import twin
+
+    twin.main(["--n", "16"])
+    assert "rendered twin: 16 records generated and written in" in capsys.readouterr().out
