@@ -25,7 +25,7 @@ from .domain import ALL_ADDRESSES, COL_PITCH, COL_X0, IMAGE_SIZE, LEFT, MODE_VEC
 W, H = IMAGE_SIZE
 CX0, CY0 = COL_X0 + 4 * COL_PITCH, ROW_Y["C"]        # principal point: the middle pin
 PIN_R, PIN_H = 10.5, 40.0
-FOCAL = 300.0                                        # pin-top plane at magnification 1 from FOCAL above it
+FOCAL = 340.0                                        # pin-top plane at magnification 1 from FOCAL above it
 WALL_H = 48.0
 OUTER = (40.0, 86.0, 430.0, 266.0)                   # housing rim, outer edge (x0, y0, x1, y1) at z = WALL_H
 INNER = (62.0, 97.0, 408.0, 250.0)                   # opening of the box; the walls drop to the floor (z = 0)

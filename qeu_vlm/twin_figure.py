@@ -85,11 +85,23 @@ def pin_tops(img: Image.Image) -> np.ndarray:
 def residuals_of(img: Image.Image, skip=()) -> np.ndarray:
     """Similarity-fit residuals (px) of the detected pin tops, leaving out pins not found, pins in ``skip`` (a bent or
     starred pin) and gross misdetections (over 3x the median and 8 px, e.g. two pins merged into one blob)."""
+    return similarity_residuals(*_kept_tops(img, skip))
+
+
+def affine_residuals(nominal: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Per-point residual (px) after the best affine fit: what is left once anisotropic scale and shear are allowed."""
+    a = np.c_[nominal, np.ones(len(nominal))]
+    x = np.linalg.lstsq(a, observed, rcond=None)[0]
+    return np.linalg.norm(a @ x - observed, axis=1)
+
+
+def _kept_tops(img, skip=()):
+    """Detected tops and their nominal places, without missing, skipped and grossly misdetected pins."""
     tops = pin_tops(img)
     ok = ~np.isnan(tops[:, 0]) & ~np.isin(np.arange(len(ALL_ADDRESSES)), [ALL_ADDRESSES.index(a) for a in skip])
     res = similarity_residuals(nominal_tops()[ok], tops[ok])
     keep = res <= max(3 * np.median(res), 8.0)
-    return similarity_residuals(nominal_tops()[ok][keep], tops[ok][keep])
+    return nominal_tops()[ok][keep], tops[ok][keep]
 
 
 def _pins_named(code: str) -> tuple:
@@ -163,14 +175,17 @@ def nuisance_report(root=DEFAULT_REFERENCE, n: int = 60, seed: int = 0) -> str:
     lines = ["pin-top residuals (px) after a shift+rotation+scale fit of the detected pin tops"]
     for key, (img, typ, code, _) in load_real(root).items():
         if typ == "RAW":
-            res = residuals_of(img, _pins_named(code))
+            nom, tops = _kept_tops(img, _pins_named(code))
+            res = similarity_residuals(nom, tops)
             lines.append(f"  real {key}: {len(res)} pins, mean {res.mean():.2f}, median {np.median(res):.2f}, "
-                         f"max {res.max():.2f}")
-    twin = [residuals_of(render_scene(Pose.random(rng, cfg)).image) for _ in range(n)]
+                         f"max {res.max():.2f}; after an affine fit mean {affine_residuals(nom, tops).mean():.2f}")
+    kept = [_kept_tops(render_scene(Pose.random(rng, cfg)).image) for _ in range(n)]
+    twin = [similarity_residuals(*k) for k in kept]
     lines.append(f"  twin, {n} passed renders (detected): mean {np.mean([r.mean() for r in twin]):.2f}, "
                  f"median {np.median(np.concatenate(twin)):.2f}, "
                  f"max per image {np.mean([r.max() for r in twin]):.2f} (range {min(r.max() for r in twin):.2f}"
-                 f"-{max(r.max() for r in twin):.2f}), pins found {np.mean([len(r) for r in twin]):.1f}")
+                 f"-{max(r.max() for r in twin):.2f}), pins found {np.mean([len(r) for r in twin]):.1f}; "
+                 f"after an affine fit mean {np.mean([affine_residuals(*k).mean() for k in kept]):.2f}")
     from .render import twin_residuals
 
     exact = twin_residuals(n, seed)
