@@ -29,7 +29,7 @@ FOCAL = 340.0                                        # pin-top plane at magnific
 WALL_H = 48.0
 OUTER = (40.0, 86.0, 430.0, 266.0)                   # housing rim, outer edge (x0, y0, x1, y1) at z = WALL_H
 INNER = (62.0, 97.0, 408.0, 250.0)                   # opening of the box; the walls drop to the floor (z = 0)
-PIN_RGB = np.array([158, 204, 204], np.float32)
+PIN_RGB = np.array([162, 202, 202], np.float32)
 LIGHT = (np.array([-0.45, -0.5, 1.0]) / np.linalg.norm([-0.45, -0.5, 1.0])).astype(np.float32)
 REF_BLUR = 2.0                                       # px: softness of the passed reference (see dst_from)
 LABEL_RGB = (236, 200, 208)                          # pinkish, as in the real label bands
@@ -165,12 +165,14 @@ class Render:
 
 
 def _floor_shade(x, y):
-    """The housing floor: dark cells around the pin columns, blue ribs between them, a soft light in the middle."""
-    ph = ((x - COL_X0) / COL_PITCH) % 1.0
-    rib = np.clip(np.abs(ph - 0.5) * -6 + 1.6, 0, 1)                        # bright between columns
-    diag = 0.5 + 0.5 * np.cos((2 * np.pi / COL_PITCH) * ((x - COL_X0) + (y - CY0)))
+    """The housing floor: dark slots under the pin columns, ribs between them crossed by diagonal struts (pin to pin,
+    as in the real renders), a soft light in the middle."""
+    u = ((x - COL_X0) / COL_PITCH) % 1.0
+    w = ((y - ROW_Y["U"]) / (ROW_Y["C"] - ROW_Y["U"])) % 1.0
+    rib = np.clip(np.abs(u - 0.5) * -6 + 1.6, 0, 1)                         # bright between columns
+    strut = np.exp(-(np.minimum(np.abs(u - w), np.abs(u + w - 1)) * (COL_PITCH / 6)) ** 2)
     spot = np.exp(-((x - CX0) / 70) ** 2 - ((y - CY0) / 90) ** 2)
-    return 0.08 + 0.22 * rib * (0.4 + 0.6 * diag) + 0.3 * spot * rib + 0.12 * spot
+    return 0.06 + 0.1 * rib + 0.22 * strut * (0.5 + 0.5 * rib) + 0.25 * spot * rib + 0.08 * spot
 
 
 # Material colours; a pixel is PALETTE[material] * shade (+ white specular on pins).
