@@ -229,21 +229,26 @@ def render_scene(pose: Pose, defect=None, mode: str = PASSED, bend: float = 0.0,
         if x0 < x1 and y0 < y1:
             win = (slice(y0, y1), slice(x0, x1))
             _cast_pin(c, [k[win] for k in comps], p0s[i], units[i], depth[win], ids[win], caps[win], i)
-    # Shade every pin pixel at once: Lambert + Blinn specular, pins darker toward the floor.
+    # Shade every pin pixel at once: Lambert + Blinn specular, pins darker toward the floor. Vectors are kept as
+    # separate x/y/z arrays: numpy's sums over a length-3 last axis cost more than the arithmetic.
     pix = ids >= 0
     k = ids[pix]
-    dw, a = dirs[pix], units[k]
-    pts = c + depth[pix][:, None] * dw - p0s[k]
-    h = (pts * a).sum(-1)
-    n = pts - h[:, None] * a
-    n /= np.maximum(np.sqrt((n * n).sum(-1, keepdims=True)), 1e-6)
-    n = np.where(caps[pix][:, None], a, n)
-    view = -dw / np.sqrt((dw * dw).sum(-1, keepdims=True))
-    half = LIGHT + view
-    half /= np.sqrt((half * half).sum(-1, keepdims=True))
+    t = depth[pix]
+    d3 = [comp[pix] for comp in comps]
+    a3 = units[k].T
+    p3 = [c[j] + t * d3[j] - p0s[k, j] for j in range(3)]
+    h = p3[0] * a3[0] + p3[1] * a3[1] + p3[2] * a3[2]
+    n3 = [p3[j] - h * a3[j] for j in range(3)]
+    inv = 1 / np.maximum(np.sqrt(n3[0] ** 2 + n3[1] ** 2 + n3[2] ** 2), 1e-6)
+    cap = caps[pix]
+    n3 = [np.where(cap, a3[j], n3[j] * inv) for j in range(3)]
+    vinv = -1 / np.sqrt(d3[0] ** 2 + d3[1] ** 2 + d3[2] ** 2)
+    half = [LIGHT[j] + d3[j] * vinv for j in range(3)]
+    hinv = 1 / np.sqrt(half[0] ** 2 + half[1] ** 2 + half[2] ** 2)
     spec = np.zeros(dz.shape, np.float32)
-    spec[pix] = np.clip((n * half).sum(-1), 0, 1) ** 24
-    shade[pix] = (0.62 + 0.5 * np.clip(n @ LIGHT, 0, 1)) * (0.7 + 0.3 * np.clip(h / PIN_H, 0, 1))
+    spec[pix] = np.clip((n3[0] * half[0] + n3[1] * half[1] + n3[2] * half[2]) * hinv, 0, 1) ** 24
+    lam = np.clip(n3[0] * LIGHT[0] + n3[1] * LIGHT[1] + n3[2] * LIGHT[2], 0, 1)
+    shade[pix] = (0.62 + 0.5 * lam) * (0.7 + 0.3 * np.clip(h / PIN_H, 0, 1))
     mat[pix] = PIN
     rgb = PALETTE[mat] * shade[..., None] + 60 * spec[..., None]
     content = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).filter(ImageFilter.BoxBlur(1.0))
@@ -290,15 +295,25 @@ def _font():
     return _FONT
 
 
+_BANDS = None
+
+
 def draw_labels(img: Image.Image) -> Image.Image:
-    """The black label bands as in the real images: digits evenly spaced x 75..386, letters at y 116/164/214."""
-    dr = ImageDraw.Draw(img)
-    dr.rectangle([0, 0, W, TOP - 1], fill=(0, 0, 0))
-    dr.rectangle([0, 0, LEFT - 1, H], fill=(0, 0, 0))
-    for i, x in enumerate(DIGIT_X):
-        dr.text((float(x), TOP / 2), str(i + 1), fill=LABEL_RGB, font=_font(), anchor="mm")
-    for row, y in LETTER_Y.items():
-        dr.text((LEFT / 2 - 4, y), row, fill=LABEL_RGB, font=_font(), anchor="mm")
+    """The black label bands as in the real images: digits evenly spaced x 75..386, letters at y 116/164/214.
+
+    Drawn once and pasted: the text is the same on every image.
+    """
+    global _BANDS
+    if _BANDS is None:
+        bands = Image.new("RGB", (W, H), (0, 0, 0))
+        dr = ImageDraw.Draw(bands)
+        for i, x in enumerate(DIGIT_X):
+            dr.text((float(x), TOP / 2), str(i + 1), fill=LABEL_RGB, font=_font(), anchor="mm")
+        for row, y in LETTER_Y.items():
+            dr.text((LEFT / 2 - 4, y), row, fill=LABEL_RGB, font=_font(), anchor="mm")
+        _BANDS = bands.crop((0, 0, W, TOP)), bands.crop((0, 0, LEFT, H))
+    img.paste(_BANDS[0], (0, 0))
+    img.paste(_BANDS[1], (0, 0))
     return img
 
 
@@ -314,10 +329,11 @@ def dst_from(test: Render, ref: Render, gain: float = 1.5) -> Image.Image:
     b = np.asarray(ref.image.crop((LEFT, TOP, W, H)).filter(ImageFilter.GaussianBlur(REF_BLUR)), np.float32)
     diff = np.abs(a - b)
     # The original tool's colour: brightness from the largest channel difference, hue from the test image.
-    mag = diff.max(-1, keepdims=True)
-    hue = a / np.maximum(a.max(-1, keepdims=True), 1)
+    mag = np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2])[..., None]
+    hue = a / np.maximum(np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2]), 1)[..., None]
     out = gain * (0.55 * mag * hue + 0.45 * diff)
-    out += np.array([10, 16, 50], np.float32) * (a.mean(-1, keepdims=True) / 120) * (test.ids < 0)[..., None]
+    housing = (a[..., 0] + a[..., 1] + a[..., 2]) / 360 * (test.ids < 0)            # faint blue housing, off the pins
+    out += np.array([10, 16, 50], np.float32) * housing[..., None]
     both = (test.caps & ref.caps)[..., None] * np.clip(1 - mag / 70, 0, 1)      # cap centres, where renders agree
     out = out * (1 - 0.4 * both) + both * np.array([60, 4, 10], np.float32)
     content = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.2))

@@ -311,8 +311,8 @@ def generate_rendered(cfg: SynthConfig, progress: bool = True) -> Twin:
     bar = tqdm(total=cfg.n_train + cfg.n_test, desc="rendering twin", disable=not progress)
 
     def dst(rend, pose, bright):
-        return dst_from(rend, render_scene(pose.nudged(rng, rc.bright_jitter if bright else rc.ref_jitter)),
-                        rc.dst_gain)
+        ref = render_scene(pose.nudged(rng, rc.bright_jitter if bright else rc.ref_jitter), labels=False)
+        return dst_from(rend, ref, rc.dst_gain)
 
     for name, n in ((cfg.train_name, cfg.n_train), (cfg.test_name, cfg.n_test)):
         recs = []
