@@ -79,8 +79,14 @@ def cmd_synth(a):
 
     from .synth import write_twin
 
+    from .synth import SynthError
+
     t = time.perf_counter()
-    synth = SynthConfig(**given(a, SynthConfig))
+    try:
+        synth = SynthConfig(**given(a, SynthConfig))
+    except SynthError as e:
+        print(f"synth: {e}", file=sys.stderr)
+        return 2
     out = write_twin(synth.generate(), a.out)
     n = synth.n_train + synth.n_test
     dt = time.perf_counter() - t

@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,8 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
 from .domain import (ALL_ADDRESSES, COL_PITCH, COL_X0, DEFECT_MODES, IMAGE_SIZE, LEFT, MODE_VECTORS, PASSED, ROW_Y,
-                     ROWS, STAR_TABLE, TOP, Address, describe, format_bbox, format_dir, format_position, pin_centre)
+                     ROWS, STAR_TABLE, TOP, Address, DomainError, describe, format_bbox, format_dir, format_position,
+                     pin_centre)
 from .files import staged
 
 W, H = IMAGE_SIZE
@@ -32,11 +33,16 @@ BEND_PX = 9.0                            # ~10 degree bend of the pin's top
 LEAN = 0.05                              # perspective: tops lean away from the optical centre
 BLOCK = 5
 DST_SCALE = 2.2                          # Minkowski distance -> uint8
+LOOKS = ("schematic", "rendered")
+
+
+class SynthError(ValueError):
+    """An invalid twin option; the message names the field."""
 
 
 @dataclass
 class SynthConfig:
-    """Parameters of the twin. Same parameters and seed give the same bytes."""
+    """Parameters of the twin. Same parameters and seed give the same bytes; invalid ones raise ``SynthError``."""
 
     n_train: int = 1520
     n_test: int = 462
@@ -44,10 +50,42 @@ class SynthConfig:
     passed_fraction: float = 0.2
     dst_fraction: float = 0.5
     defect_pins: tuple | None = None     # pin codes like "9C"; None = all 27
-    n_average: int = 24                  # passed renders averaged into the DST reference
+    n_average: int = 24                  # passed renders averaged into the DST reference (schematic look)
     n_pool: int = 10                     # passed images and star images per type
     train_name: str = "CYLNimages_train_1015"
     test_name: str = "CYLNimages_test_1015"
+    look: str = "schematic"              # "rendered": ray-cast RAW, DST from renders, JPEG (qeu_vlm.render)
+    render: dict | None = None           # RenderConfig options for look="rendered", e.g. {"bright_fraction": 0.5}
+
+    def __post_init__(self):
+        """Bad options fail here, naming the field, before minutes of generation."""
+        if self.look not in LOOKS:
+            raise SynthError(f"SynthConfig.look must be one of {LOOKS}, got {self.look!r}")
+        for name in ("n_train", "n_test", "n_average", "n_pool", "seed"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < (1 if name in ("n_average",
+                                                                                               "n_pool") else 0):
+                raise SynthError(f"SynthConfig.{name} must be an int >= {1 if name in ('n_average', 'n_pool') else 0}"
+                                 f", got {v!r}")
+        for name in ("passed_fraction", "dst_fraction"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise SynthError(f"SynthConfig.{name} must be a fraction in [0, 1], got {v!r}")
+        if self.render is not None and self.look != "rendered":
+            raise SynthError("SynthConfig.render applies to look='rendered' only")
+        self.render_config()
+        self.pins()
+
+    def render_config(self):
+        from .render import RenderConfig, RenderError
+
+        try:
+            return RenderConfig(**(self.render or {}))
+        except TypeError as e:
+            known = ", ".join(f.name for f in fields(RenderConfig))
+            raise SynthError(f"SynthConfig.render: {e} (known: {known})") from None
+        except RenderError as e:
+            raise SynthError(f"SynthConfig.render: {e}") from None
 
     def generate(self, progress: bool = True) -> "Twin":
         return generate(self, progress)
@@ -55,7 +93,13 @@ class SynthConfig:
     def pins(self) -> tuple[Address, ...]:
         if self.defect_pins is None:
             return ALL_ADDRESSES
-        return tuple(Address.from_code(c) for c in self.defect_pins)
+        try:
+            pins = tuple(Address.from_code(c) for c in self.defect_pins)
+        except (DomainError, AttributeError) as e:
+            raise SynthError(f"SynthConfig.defect_pins: {e}") from None
+        if not pins:
+            raise SynthError("SynthConfig.defect_pins is empty (None means all 27 pins)")
+        return pins
 
 
 @dataclass
@@ -181,14 +225,15 @@ def dst_image(render: Image.Image, reference: np.ndarray) -> Image.Image:
     return draw_labels(out)
 
 
-def draw_star(img: Image.Image, addr: Address, cam: Camera) -> Image.Image:
-    """A red five-point star on one pin's top, as in the one-shot teaching images."""
-    _, (tx, ty) = _pin_geometry(addr, cam)
-    ang = np.pi / 2 + np.arange(10) * np.pi / 5
-    rad = np.where(np.arange(10) % 2 == 0, 13.0, 5.5)
-    pts = [(tx + r * np.cos(a), ty - r * np.sin(a)) for r, a in zip(rad, ang)]
-    ImageDraw.Draw(img).polygon(pts, fill=(230, 30, 40))
-    return img
+def draw_star(img: Image.Image, addr: Address, cam: Camera | None = None, tip=None) -> Image.Image:
+    """A red five-point star on one pin's top (``tip``, or where ``cam`` puts it), as in the one-shot images."""
+    from .render import draw_star as star_at
+
+    return star_at(img, tip if tip is not None else _pin_geometry(addr, cam)[1])
+
+
+def _ext(data: bytes) -> str:
+    return "jpg" if data[:2] == b"\xff\xd8" else "png"
 
 
 def png_bytes(img: Image.Image) -> bytes:
@@ -212,6 +257,8 @@ class Twin:
 
 
 def generate(cfg: SynthConfig, progress: bool = True) -> Twin:
+    if cfg.look == "rendered":
+        return generate_rendered(cfg, progress)
     rng = np.random.default_rng(cfg.seed)
     ref = np.mean([grey(render_raw(Camera.random(rng), labels=False)) for _ in range(cfg.n_average)], axis=0)
     twin = Twin(cfg)
@@ -251,6 +298,59 @@ def generate(cfg: SynthConfig, progress: bool = True) -> Twin:
     return twin
 
 
+def generate_rendered(cfg: SynthConfig, progress: bool = True) -> Twin:
+    """The rendered look: ray-cast RAW, DST as the render's difference against a passed render, JPEG throughout.
+
+    Pools as on the real Drive: a star image has the same file name as the passed image it was drawn on.
+    """
+    from .render import Pose, defect_box, dst_from, fit_bend, jpeg_bytes, render_scene
+
+    rc = cfg.render_config()
+    rng = np.random.default_rng(cfg.seed)
+    twin, pins = Twin(cfg), cfg.pins()
+    bar = tqdm(total=cfg.n_train + cfg.n_test, desc="rendering twin", disable=not progress)
+
+    def dst(rend, pose, bright):
+        ref = render_scene(pose.nudged(rng, rc.bright_jitter if bright else rc.ref_jitter), labels=False)
+        return dst_from(rend, ref, rc.dst_gain)
+
+    for name, n in ((cfg.train_name, cfg.n_train), (cfg.test_name, cfg.n_test)):
+        recs = []
+        for _ in range(n):
+            pose = Pose.random(rng, rc)
+            typ = "CYLN_DST" if rng.random() < cfg.dst_fraction else "CYLN_RAW"
+            if rng.random() < cfg.passed_fraction:
+                addr, mode, bend = None, PASSED, 0.0
+            else:
+                addr, mode = pins[rng.integers(len(pins))], DEFECT_MODES[rng.integers(4)]
+                bend = fit_bend(pose, addr, mode, np.deg2rad(rng.uniform(*rc.bend_deg)))
+            rend = render_scene(pose, addr, mode, bend)
+            box = (147, 103, 328, 228) if addr is None else defect_box(rend, addr)
+            # Passed parts' DST sometimes come from a reference far off in pose: large bright areas on good pins.
+            img = dst(rend, pose, addr is None and rng.random() < rc.bright_fraction) if typ == "CYLN_DST" \
+                else rend.image
+            recs.append({"dir": format_dir(addr, mode), "position": format_position(addr), "type": typ,
+                         "bbox_str": format_bbox(mode, box), "image": jpeg_bytes(img, rc.jpeg_quality)})
+            bar.update()
+        twin.splits[name] = recs
+    bar.close()
+    stars = rng.permutation(len(ALL_ADDRESSES))
+    number = 192                          # the real pools' file names: combined_image_simple_no192 ...
+    for kind in ("RAW", "DST"):
+        for i in range(cfg.n_pool):
+            pose = Pose.random(rng, rc)
+            rend = render_scene(pose)
+            img = dst(rend, pose, False) if kind == "DST" else rend.image
+            fname = f"combined_image_simple_no{number:03d}.jpg"
+            number += 1
+            twin.pools.setdefault(kind, []).append((fname, jpeg_bytes(img, rc.jpeg_quality)))
+            addr = ALL_ADDRESSES[stars[(i + (kind == "DST") * cfg.n_pool) % len(stars)]]
+            star = draw_star(img.copy(), addr, tip=rend.tips[ALL_ADDRESSES.index(addr)])
+            twin.pools.setdefault(f"{kind}_STAR", []).append((fname, jpeg_bytes(star, rc.jpeg_quality)))
+            twin.star_table.append((fname, f"CYLN_{kind}", addr.canonical))
+    return twin
+
+
 def write_twin(twin: Twin, out: str | os.PathLike) -> Path:
     """Write ``dataset/`` (``datasets.load_from_disk``), ``drive/`` (Drive layout) and ``summary.json``.
 
@@ -273,7 +373,7 @@ def write_twin(twin: Twin, out: str | os.PathLike) -> Path:
                 w = csv.writer(f)
                 w.writerow(["file_name", "dir", "position", "type", "bbox_str"])
                 for i, r in enumerate(recs):
-                    fn = f"images/{i:05d}.png"
+                    fn = f"images/{i:05d}.{_ext(r['image'])}"
                     (drive / name / fn).write_bytes(r["image"])
                     w.writerow([fn, r["dir"], r["position"], r["type"], r["bbox_str"]])
         for kind, files in twin.pools.items():
