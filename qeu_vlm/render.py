@@ -285,7 +285,8 @@ def _cast_pin(c, dw, p0, a, depth, ids, caps, i):
 _FONT = None
 
 
-def _font():
+def label_font():
+    """The label bands' font (both looks of the twin draw the same digits and letters)."""
     global _FONT
     if _FONT is None:
         try:
@@ -308,9 +309,9 @@ def draw_labels(img: Image.Image) -> Image.Image:
         bands = Image.new("RGB", (W, H), (0, 0, 0))
         dr = ImageDraw.Draw(bands)
         for i, x in enumerate(DIGIT_X):
-            dr.text((float(x), TOP / 2), str(i + 1), fill=LABEL_RGB, font=_font(), anchor="mm")
+            dr.text((float(x), TOP / 2), str(i + 1), fill=LABEL_RGB, font=label_font(), anchor="mm")
         for row, y in LETTER_Y.items():
-            dr.text((LEFT / 2 - 4, y), row, fill=LABEL_RGB, font=_font(), anchor="mm")
+            dr.text((LEFT / 2 - 4, y), row, fill=LABEL_RGB, font=label_font(), anchor="mm")
         _BANDS = bands.crop((0, 0, W, TOP)), bands.crop((0, 0, LEFT, H))
     img.paste(_BANDS[0], (0, 0))
     img.paste(_BANDS[1], (0, 0))

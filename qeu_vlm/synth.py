@@ -19,13 +19,14 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from .domain import (ALL_ADDRESSES, COL_PITCH, COL_X0, DEFECT_MODES, IMAGE_SIZE, LEFT, MODE_VECTORS, PASSED, ROW_Y,
                      ROWS, STAR_TABLE, TOP, Address, DomainError, describe, format_bbox, format_dir, format_position,
                      pin_centre)
 from .files import staged
+from .render import label_font
 
 W, H = IMAGE_SIZE
 PIN_R = 10.5
@@ -140,28 +141,16 @@ def _pin_extent(addr, cam, mode, margin=3):
             int(np.ceil(max(xs) + r)), int(np.ceil(max(ys) + r)))
 
 
-_FONT = None
-
-
-def _font():
-    global _FONT
-    if _FONT is None:
-        try:
-            _FONT = ImageFont.load_default(size=24)
-        except TypeError:                 # Pillow < 10.1 has no sized default font
-            _FONT = ImageFont.load_default()
-    return _FONT
-
-
 def draw_labels(img: Image.Image) -> Image.Image:
     """Paste the black label bands: digits 1-9 across the top (X), U/C/D down the left (Y)."""
     d = ImageDraw.Draw(img)
     d.rectangle([0, 0, W, TOP - 1], fill=(0, 0, 0))
     d.rectangle([0, 0, LEFT - 1, H], fill=(0, 0, 0))
     for c in range(1, 10):
-        d.text((COL_X0 + (c - 1) * COL_PITCH, TOP / 2), str(c), fill=(235, 225, 215), font=_font(), anchor="mm")
+        d.text((COL_X0 + (c - 1) * COL_PITCH, TOP / 2), str(c), fill=(235, 225, 215), font=label_font(),
+               anchor="mm")
     for r in ROWS:
-        d.text((LEFT / 2, ROW_Y[r]), r, fill=(235, 225, 215), font=_font(), anchor="mm")
+        d.text((LEFT / 2, ROW_Y[r]), r, fill=(235, 225, 215), font=label_font(), anchor="mm")
     return img
 
 
