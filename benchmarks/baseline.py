@@ -23,8 +23,10 @@ def main(argv=None):
     a.add_argument("--n-train", type=int, default=1520)
     a.add_argument("--n-test", type=int, default=462)
     a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--look", choices=("schematic", "rendered"), default="schematic", help="the twin's look")
     args = a.parse_args(argv)
-    twin = SynthConfig(n_train=args.n_train, n_test=args.n_test, seed=args.seed).generate(progress=False)
+    synth = SynthConfig(n_train=args.n_train, n_test=args.n_test, seed=args.seed, look=args.look)
+    twin = synth.generate(progress=False)
     pools = Pools(passed={f"CYLN_{k}": [decode(b) for _, b in twin.pools[k]] for k in ("DST", "RAW")}, stars={})
     train, test = twin.splits.values()
     t = time.perf_counter()
@@ -35,7 +37,7 @@ def main(argv=None):
     texts = [bl.answer(r, pools.passed[r["type"]][rng.integers(len(pools.passed[r["type"]]))]) for r in test]
     run_s = time.perf_counter() - t
     m = score(texts, [answer_for(r) for r in test])
-    print(f"date {date.today()}; twin seed {args.seed}: fitted on {len(train)} in {fit_s:.0f} s, "
+    print(f"date {date.today()}; twin seed {args.seed}, {args.look} look: fitted on {len(train)} in {fit_s:.0f} s, "
           f"inspected {len(test)} in {run_s:.0f} s")
     targets = {"CYLN_DST": {"judgement_accuracy": 0.99, "position_exact": 0.98}}
     print("| type | n | judgement acc. | judgement bal. acc. | mode acc. | position exact | targets |")
