@@ -78,7 +78,6 @@ def extras(recipe: Recipe, cfg: Config, model, processor, collator, train_convs,
 def run_demo(out, seed: int = 0, smoke: bool = False) -> dict:
     """Run the main job into ``out`` (replaced whole when it finishes); returns what ``metrics.json`` holds."""
     from .steps import baseline_step, inspect_step, prepare, train_step
-    from .plots import learning_curves
     from .tiny_model import DST_STATS, build_tiny_vlm
 
     out = check_writable(out)
@@ -103,8 +102,6 @@ def run_demo(out, seed: int = 0, smoke: bool = False) -> dict:
         baseline = baseline_step(cfg, prepared)
         t = lap("classic baseline", t)
         trainer = train_step(cfg, prepared, extras=partial(extras, recipe, cfg))
-        learning_curves(work / "log_history.json", work / "learning_curves.png",
-                        title=f"{label}, {len(prepared.train_convs)} training conversations (judgements balanced)")
         train_stats = json.loads((work / "train_stats.json").read_text())
         warm = json.loads((work / "vision_warmup.json").read_text())
         stages["vision warm-up"] = warm["seconds"]

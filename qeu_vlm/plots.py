@@ -95,15 +95,17 @@ def pool_sheet(pools: Pools, per_kind: int = 5, path=None):
 
 
 def _run_title(run: Path) -> str:
-    """``model, N training conversations`` from the run folder's files, where they are there."""
+    """``model, N training conversations`` from the run folder's ``config.json`` and ``train_stats.json``, where
+    they are there."""
     bits = []
     if (run / "config.json").exists():
         cfg = json.loads((run / "config.json").read_text())
         model = str(cfg.get("model"))        # a model folder is named by its folder, never by a machine path
         name = Path(model).name if "/" in model else model
         bits.append(f"model {name}" + (" (smoke)" if cfg.get("smoke_mode") else ""))
-        n = cfg.get("n_train", 0)
-        bits.append(f"{n - min(cfg.get('n_eval', 0), n // 4)} training conversations")   # as Prepared.n_eval
+    stats = run / "train_stats.json"       # written with the log: the count trained on, balancing included
+    if stats.exists() and "train_conversations" in (n := json.loads(stats.read_text())):
+        bits.append(f"{n['train_conversations']} training conversations")
     return ", ".join(bits)
 
 

@@ -125,6 +125,7 @@ def _save(trainer, processor, run: Path, backend: str, out, lengths: list, befor
     stats = {
         "backend": backend,
         "steps": trainer.state.global_step,
+        "train_conversations": len(lengths),
         "runtime_s": round(out.metrics["train_runtime"], 1),
         "tokens_per_sample": round(sum(lengths) / max(1, len(lengths)), 1),
         "samples_per_s": round(out.metrics["train_samples_per_second"], 3),
