@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .config import Config
 from .planner import Setting
-from .synth import SynthConfig
+from .synth import LOOKS, SynthConfig
 
 # The smoke replay (scripts/smoke_replay.sh): every step of a run, quickly, with the smoke model on a small twin.
 SMOKE_REPLAY = dict(n_train=200, n_test=60, one_shot_first=50, max_steps=20, n_inspect=24)
@@ -122,7 +122,7 @@ def cmd_demo(a):
     from .files import OutputFolderError
 
     try:
-        m = run_demo(a.out, seed=a.seed, smoke=a.smoke)
+        m = run_demo(a.out, seed=a.seed, smoke=a.smoke, look=a.look)
     except OutputFolderError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -195,6 +195,7 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the main job: a VLM trained from scratch on CPU, before and after, reported")
     d.add_argument("--out", default="runs/demo", help="the run folder (replaced whole when the run finishes)")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--look", choices=LOOKS, default=Config.twin_look, help="the twin's look")
     d.add_argument("--smoke", action="store_true", help="the same steps on a few records, for a quick check")
     r = sub.add_parser("replay", help="the smoke replay: every step of a run on the twin, quickly, with a toy model")
     r.add_argument("--out", required=True, help="the run folder")

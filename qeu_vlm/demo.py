@@ -46,11 +46,13 @@ class Recipe:
         return replace(self, model_size="smoke", warmup_max_steps=3, judgement_first_steps=1)
 
 
-def demo_run(run_dir, seed: int = 0, smoke: bool = False) -> tuple[Config, Recipe]:
+def demo_run(run_dir, seed: int = 0, smoke: bool = False,
+             look: str = Config.twin_look) -> tuple[Config, Recipe]:
     """The main job's ``(Config, Recipe)``: DST records at 224x154 (48 image tokens each), zero-shot, short prompts,
     all weights trained; ``smoke``: the same steps, a few records and steps (for tests)."""
     cfg = Config(run_dir=str(run_dir), seed=seed, model="tiny", backend="hf", full_finetune=True, dst_fraction=1.0,
-                 n_train=1500, n_test=240, n_inspect=120, n_eval=32, one_shot_first=0, inspect_shots=("zero",),
+                 twin_look=look, n_train=1500, n_test=240, n_inspect=120, n_eval=32, one_shot_first=0,
+                 inspect_shots=("zero",),
                  image_size=(224, 154), max_pixels=224 * 168, max_length=512, prompt_set="short", batch_size=8,
                  grad_accum=1, learning_rate=1e-3, lr_schedule="cosine", warmup_steps=20, max_steps=200,
                  gradient_checkpointing=False, eval_steps=50, save_steps=10**6, logging_steps=10,
@@ -75,7 +77,7 @@ def extras(recipe: Recipe, cfg: Config, model, processor, collator, train_convs,
     return {"callbacks": callbacks, "optimizer": None, "warmup": warm}
 
 
-def run_demo(out, seed: int = 0, smoke: bool = False) -> dict:
+def run_demo(out, seed: int = 0, smoke: bool = False, look: str = Config.twin_look) -> dict:
     """Run the main job into ``out`` (replaced whole when it finishes); returns what ``metrics.json`` holds."""
     from .steps import baseline_step, inspect_step, prepare, train_step
     from .tiny_model import DST_STATS, build_tiny_vlm
@@ -88,10 +90,11 @@ def run_demo(out, seed: int = 0, smoke: bool = False) -> dict:
         return time.perf_counter()
 
     with staged(out) as work:
-        cfg, recipe = demo_run(work, seed, smoke)
+        cfg, recipe = demo_run(work, seed, smoke, look)
         t = time.perf_counter()
         name = f"tiny-{recipe.model_size}"
-        build_tiny_vlm(work / name, seed=seed, max_pixels=cfg.max_pixels, size=recipe.model_size, **DST_STATS)
+        build_tiny_vlm(work / name, seed=seed, max_pixels=cfg.max_pixels, size=recipe.model_size,
+                       **DST_STATS[cfg.twin_look])
         cfg = replace(cfg, model=str(work / name))
         label = f"{name}, from scratch"
         prepared = prepare(cfg, balance_judgement=recipe.balance_judgement)

@@ -57,7 +57,8 @@ def load_data(cfg: Config, run: Path | None = None):
     ``validation_<split>.txt`` and raised. The synthetic source writes the twin into the run folder first."""
     run = Path(run or cfg.run_dir)
     if cfg.data == "synthetic":
-        synth = SynthConfig(n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed, dst_fraction=cfg.dst_fraction)
+        synth = SynthConfig(n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed, dst_fraction=cfg.dst_fraction,
+                            look=cfg.twin_look)
         made = run / "twin" / "summary.json"
         # The twin is deterministic from its config: reuse it when an earlier step already wrote this one.
         if not made.exists() or json.loads(made.read_text())["config"] != Twin(synth).summary()["config"]:

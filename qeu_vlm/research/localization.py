@@ -11,9 +11,12 @@ import json
 from datetime import date
 from pathlib import Path
 
-# name -> (what changes, Config or LearnSettings fields). The attempts made before the vision warm-up became the
-# profile's default ran without it; OLD keeps them as they ran.
-OLD = {"vision_warmup_steps": 0}
+# name -> (what changes, Config or LearnSettings fields). Every attempt ran on the profile of 2026-11-21 (the
+# schematic twin, a 10-minute clock, a fixed 500-step vision warm-up): FIRST keeps it. The attempts made before the
+# warm-up became the profile's default ran without it; OLD keeps them as they ran.
+FIRST = {"twin_look": "schematic", "max_steps": 1200, "time_budget_s": 600, "vision_warmup_steps": 500,
+         "vision_warmup_until": None}
+OLD = {**FIRST, "vision_warmup_steps": 0}
 ATTEMPTS = {
     "default": ("the learn profile as it was (RoPE theta 1e4, mRoPE sections t4/h6/w6), no vision warm-up", OLD),
     "rope-theta-10": ("RoPE theta 10: every rotary frequency faster, so neighbouring image columns differ",
@@ -31,7 +34,7 @@ ATTEMPTS = {
     "long-60-lr5e-4": ("60 CPU-minutes at half the peak rate (5e-4): long-60 blew up at 0.0009",
                        {**OLD, "time_budget_s": 3600, "max_steps": 7200, "learning_rate": 5e-4}),
     "warmup-30": ("the profile with its vision warm-up (500 steps, inside the budget), trained 30 CPU-minutes",
-                  {"time_budget_s": 1800, "max_steps": 3600}),
+                  {**FIRST, "time_budget_s": 1800, "max_steps": 3600}),
 }
 
 
