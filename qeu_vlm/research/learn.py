@@ -1,11 +1,12 @@
 """The learn profile: a ~4M-parameter Qwen2.5-VL trained from scratch on CPU, with its ablation, side by side.
 
 The proof that the pipeline teaches a VLM to inspect, on a machine without a GPU (README.md in this folder tells
-the story). ``python -m qeu_vlm learn`` runs it; ``learn_run(...)`` gives its settings:
+the story). ``python -m qeu_vlm learn`` runs it.
 
 The profile is a number of steps, not a clock, so a seed gives the same model on a fast machine or a slow one (a
 slow one takes longer): the vision warm-up until its head's training accuracy over 50 steps reaches 0.98 (at most
-800 steps), then 750 fine-tuning steps, which took under 10 minutes on a 2-core CPU (benchmarks/RESULTS.md §5).
+800 steps), then 750 fine-tuning steps, about 10 minutes of a 2-core CPU (``profile_steps``). ``learn_run(...)``
+gives its settings:
 
 >>> cfg, lab = learn_run("runs/learn")
 >>> cfg.max_steps, cfg.twin_look, lab.vision_warmup_until, lab.vision_warmup_steps, lab.time_budget_s
@@ -26,7 +27,17 @@ from ..steps import baseline_step, inspect_step, loss_summary, prepare, train_st
 from ..tiny_model import DST_STATS
 
 
-STEPS_10_MIN = 750     # fine-tuning steps of the 10-minute profile (1.5 to 1.8 steps/s on the 2-core CPU)
+def profile_steps(minutes: float) -> int:
+    """Fine-tuning steps that fit ``minutes`` of the 2-core CPU: 1.5 steps/s (the slower of the idle speeds
+    measured, benchmarks/RESULTS.md §5) after up to 100 s of vision warm-up.
+
+    >>> profile_steps(10), profile_steps(30)
+    (750, 2550)
+    """
+    return max(1, round(1.5 * (minutes * 60 - 100)))
+
+
+STEPS_10_MIN = profile_steps(10)
 
 
 @dataclass
@@ -178,7 +189,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="qeu_vlm learn", description=main.__doc__)
     p.add_argument("--out", default="runs/learn")
     p.add_argument("--minutes", type=float, default=10,
-                   help=f"profile length: {STEPS_10_MIN} fine-tuning steps per 10 minutes of the 2-core CPU")
+                   help="profile length on the 2-core CPU: 750 fine-tuning steps for 10 minutes, 2,550 for 30")
     p.add_argument("--steps", type=int, help="fine-tuning steps (instead of --minutes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--look", choices=("rendered", "schematic"), default="rendered", help="the twin's look")
@@ -195,7 +206,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(a.threads)
     # the cosine schedule runs over the steps, so a longer profile is not a 10-minute one cut later
     cfg, lab = learn_run(a.out, seed=a.seed, twin_look=a.look,
-                         max_steps=a.steps or round(STEPS_10_MIN * a.minutes / 10), vision_warmup_steps=a.warmup_steps)
+                         max_steps=a.steps or profile_steps(a.minutes), vision_warmup_steps=a.warmup_steps)
     if a.n_train:
         cfg = replace(cfg, n_train=a.n_train, n_test=a.n_test, n_inspect=a.n_test)
     run_learn(cfg, lab, ablation=not a.no_ablation)
