@@ -119,8 +119,9 @@ def run_demo(out, seed: int = 0, smoke: bool = False, look: str = Config.twin_lo
             "date": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
             "commit": _commit(), "device": _device(), "seed": seed, "smoke": smoke,
             "model": label, "parameters": sum(p.numel() for p in trainer.model.parameters()),
-            "settings": {k: getattr(cfg, k) for k in ("n_train", "n_test", "n_inspect", "image_size", "prompt_set",
-                                                      "batch_size", "learning_rate", "lr_schedule", "max_steps")}
+            "settings": {k: getattr(cfg, k) for k in ("twin_look", "n_train", "n_test", "n_inspect", "image_size",
+                                                      "prompt_set", "batch_size", "learning_rate", "lr_schedule",
+                                                      "max_steps")}
             | {"recipe": asdict(recipe)},
             "train_conversations": len(prepared.train_convs), "test_records": len(test),
             "test_passed": sum(r["dir"] == "OK" for r in test),
@@ -203,7 +204,8 @@ def _target_lines(m: dict) -> list[str]:
 def _summary(m: dict) -> str:
     w = m["vision_warmup"]
     return (f"A {m['model']} model ({m['parameters'] / 1e6:.1f}M parameters) trained on "
-            f"{m['train_conversations']} conversations of the synthetic twin's DST images: a vision warm-up of "
+            f"{m['train_conversations']} conversations of the {m['settings'].get('twin_look', 'schematic')} synthetic "
+            f"twin's DST images: a vision warm-up of "
             f"{w['steps']} steps (ended by {'its criterion' if w['stopped'] == 'criterion' else 'its step cap'}, "
             f"head accuracy {w['accuracy']}), then {m['fine_tuning_steps']} fine-tuning steps. Scored zero-shot on "
             f"{m['test_records']} held-out test records ({m['test_passed']} passed, "

@@ -49,8 +49,11 @@ def test_answers_are_shown_as_written_never_as_markup():
 def test_a_second_run_replaces_the_first_whole_and_an_interrupted_one_changes_nothing(demo, monkeypatch, capsys):
     out, _ = demo
     (out / "left_from_before.txt").write_text("x")
-    run_demo(out, seed=1, smoke=True)
-    assert not (out / "left_from_before.txt").exists() and json.loads((out / "metrics.json").read_text())["seed"] == 1
+    run_demo(out, seed=1, smoke=True, look="rendered")
+    m = json.loads((out / "metrics.json").read_text())
+    assert not (out / "left_from_before.txt").exists() and m["seed"] == 1 and m["settings"]["twin_look"] == "rendered"
+    assert json.loads((out / "twin" / "summary.json").read_text())["config"]["look"] == "rendered"
+    assert "of the rendered synthetic twin's DST images" in (out / "report.md").read_text()
     finished = (out / "metrics.json").read_text()
 
     def ctrl_c(*a, **k):
