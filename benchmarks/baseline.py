@@ -2,6 +2,7 @@
 
 Fits ``qeu_vlm.baseline.Baseline`` on the twin's training split and scores it on the test split (default: the
 real sizes, 1,520 and 462), by image type. Targets: DST judgement >= 99%, position exact >= 98%; RAW reported.
+``--look rendered`` scores the ray-cast twin. Tune on other twin seeds (validation: 11-13), report seeds 0 and 1.
 """
 from __future__ import annotations
 
