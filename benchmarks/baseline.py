@@ -18,13 +18,13 @@ def main(argv=None):
     from qeu_vlm.baseline import Baseline
     from qeu_vlm.data import Pools, decode
     from qeu_vlm.metrics import score
-    from qeu_vlm.synth import SynthConfig
+    from qeu_vlm.synth import LOOKS, SynthConfig
 
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("--n-train", type=int, default=1520)
     a.add_argument("--n-test", type=int, default=462)
     a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--look", choices=("schematic", "rendered"), default="schematic", help="the twin's look")
+    a.add_argument("--look", choices=LOOKS, default="schematic", help="the twin's look")
     args = a.parse_args(argv)
     synth = SynthConfig(n_train=args.n_train, n_test=args.n_test, seed=args.seed, look=args.look)
     twin = synth.generate(progress=False)

@@ -24,6 +24,7 @@ from pathlib import Path
 from ..config import Config
 from ..metrics import fmt_metric
 from ..steps import baseline_step, inspect_step, loss_summary, prepare, train_step
+from ..synth import LOOKS
 from ..tiny_model import DST_STATS
 
 
@@ -192,7 +193,7 @@ def main(argv=None) -> int:
                    help="profile length on the 2-core CPU: 750 fine-tuning steps for 10 minutes, 2,550 for 30")
     p.add_argument("--steps", type=int, help="fine-tuning steps (instead of --minutes)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--look", choices=("rendered", "schematic"), default="rendered", help="the twin's look")
+    p.add_argument("--look", choices=LOOKS, default="rendered", help="the twin's look")
     p.add_argument("--warmup-steps", type=int, default=LearnSettings.vision_warmup_steps,
                    help="the vision warm-up's cap in steps (it stops earlier on its accuracy criterion)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
