@@ -1,6 +1,6 @@
 """The classic baseline on the synthetic twin: ``python -m benchmarks.baseline [--n-train N --n-test N]``.
 
-Fits ``qeu_vlm.baseline.Baseline`` on the twin's training split and scores it on the test split (default: the
+Fits ``qeu_vlm.tools.baseline.Baseline`` on the twin's training split and scores it on the test split (default: the
 real sizes, 1,520 and 462), by image type. Targets: DST judgement >= 99%, position exact >= 98%; RAW reported.
 ``--look rendered`` scores the ray-cast twin. Tune on other twin seeds (validation: 11-13), report seeds 0 and 1.
 """
@@ -15,10 +15,10 @@ import numpy as np
 
 def main(argv=None):
     from qeu_vlm.answer import answer_for
-    from qeu_vlm.baseline import Baseline
+    from qeu_vlm.tools.baseline import Baseline
     from qeu_vlm.data import Pools, decode
     from qeu_vlm.metrics import score
-    from qeu_vlm.synth import LOOKS, SynthConfig
+    from qeu_vlm.twin.synth import LOOKS, SynthConfig
 
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("--n-train", type=int, default=1520)

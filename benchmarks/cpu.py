@@ -37,8 +37,8 @@ def run(quick: bool = False) -> list[tuple]:
     from qeu_vlm.conversation import convert, shot_plan
     from qeu_vlm.data import load_pools
     from qeu_vlm.generation import generate
-    from qeu_vlm.steps import prepare, train_step
-    from qeu_vlm.synth import SynthConfig, write_twin
+    from qeu_vlm.tools.steps import prepare, train_step
+    from qeu_vlm.twin.synth import SynthConfig, write_twin
     from qeu_vlm.batching import make_collator
     from qeu_vlm.conversation import with_image_list
     from qeu_vlm.model import load_model

@@ -10,7 +10,7 @@ What it measures, into ``OUT/gpu_results.json`` and ``OUT/gpu_results.md``:
 - Unsloth vs transformers + peft + TRL ("hf") at equal settings (the preset's image cap, batch, accumulation,
   4-bit, LoRA r 16, gradient checkpointing): s/step, samples/s and tokens/s over the steps after the first
   (the first compiles and warms up), zero- and one-shot. Target: Unsloth >= 1.8x hf.
-- The peak reserved GPU memory of each run, beside the planner's estimate (``qeu_vlm.planner``). Target: the
+- The peak reserved GPU memory of each run, beside the planner's estimate (``qeu_vlm.tools.planner``). Target: the
   planner within 15% of each measured peak.
 - The one-shot run of each T4 preset with a T4's memory (the process capped at 15 GiB, fp16 as a T4 has no bf16).
   Target for the default preset: it fits, peak <= 15 GiB.
@@ -21,7 +21,7 @@ row measured in a process that imported Unsloth would be measured patched. The p
 transformers or Unsloth; it starts ``python -m benchmarks.gpu --child SPEC`` for the device probe, the model build,
 each (preset, shot, backend) run and the notebooks, and stops starting runs that would not fit in ``--budget-s``.
 
-Nothing is downloaded: each preset's model is built from its real architecture (``qeu_vlm.random_models``) with
+Nothing is downloaded: each preset's model is built from its real architecture (``qeu_vlm.offline.random_models``) with
 random weights, once, with the offline tokenizer and processor. ``--shrink`` builds the same families at toy size
 and ``--tiny`` uses the tiny offline model: CPU checks of every path. Figures that do not exist (no GPU, toy
 models, a run that failed) are written "unmeasured", never estimated.
@@ -177,7 +177,7 @@ def _build(spec: dict) -> dict:
     """Each preset's random model, once per ``--out`` folder (transformers only: Unsloth is never imported here)."""
     import torch
 
-    from qeu_vlm.random_models import build_random
+    from qeu_vlm.offline.random_models import build_random
 
     out = {"models": {}, "errors": {}, "seconds": {}}
     for preset in spec["presets"]:
@@ -252,7 +252,7 @@ def _train(spec: dict) -> dict:
     import torch
     from transformers import TrainerCallback
 
-    from qeu_vlm.steps import prepare
+    from qeu_vlm.tools.steps import prepare
     from qeu_vlm.training import train
 
     cuda = torch.cuda.is_available()
@@ -302,7 +302,7 @@ def _train(spec: dict) -> dict:
 
 def _notebooks(spec: dict) -> dict:
     """Notebooks 03 and 05 in fresh kernels, not in smoke mode, on the run folder this writes."""
-    from qeu_vlm.notebook_runner import run_notebooks
+    from qeu_vlm.tools.notebook_runner import run_notebooks
 
     cfg = replace(run_config(spec), one_shot_first=8, n_inspect=2)
     run = Path(spec["run"])
@@ -374,7 +374,7 @@ class Runner:
 def planner_gib(preset: str, shot: str, backend: str) -> float:
     """The planner's estimate for a run's setting (the checkpointing each backend runs)."""
     from qeu_vlm.config import Config
-    from qeu_vlm.planner import Setting, estimate
+    from qeu_vlm.tools.planner import Setting, estimate
 
     p = PRESETS[preset]
     return estimate(Setting(preset, shot, p.max_pixels, p.batch_size, p.grad_accum, load_in_4bit=p.load_in_4bit,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def run(n: int = 2000, look: str = "rendered", seed: int = 0) -> float:
     """Seconds to generate and write ``n`` records (3/4 train, 1/4 test) plus the pools."""
-    from qeu_vlm.synth import SynthConfig, write_twin
+    from qeu_vlm.twin.synth import SynthConfig, write_twin
 
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .planner import MLLAMA_TILE, mllama_tiles, pixtral_longest_edge
+from .tools.planner import MLLAMA_TILE, mllama_tiles, pixtral_longest_edge
 from .presets import PRESETS
 
 FAMILIES = ("qwen2.5-vl", "qwen3-vl", "mllama", "pixtral")

@@ -22,7 +22,7 @@ from .presets import PRESETS
 def model_source(cfg: Config, run: Path) -> str:
     """What to load: the offline tiny model (built into the run folder), a preset's Hub id, or a local folder."""
     if cfg.model == "tiny":
-        from .tiny_model import build_tiny_vlm
+        from .offline.tiny_model import build_tiny_vlm
 
         path = Path(run) / "tiny_model"
         if not (path / "config.json").exists():
@@ -155,7 +155,7 @@ def _processor(path: str):
         processor = None
     if not hasattr(processor, "image_processor"):
         # A folder saved with the offline image-only processor: AutoProcessor fails or falls back to the tokenizer
-        from .tiny_model import load_processor
+        from .offline.tiny_model import load_processor
 
         processor = load_processor(path)
     return processor

@@ -15,7 +15,7 @@ from matplotlib.patches import Rectangle
 
 from .data import Pools, decode
 from .domain import IMAGE_SIZE, PASSED, parse_bbox
-from .report import show_answer
+from .tools.report import show_answer
 
 SMALL = 9        # pt: the smallest text in any figure
 TYPES = (("CYLN_RAW", "RAW"), ("CYLN_DST", "DST"))

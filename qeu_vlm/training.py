@@ -84,7 +84,7 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     import datasets
     from transformers import set_seed
 
-    from .planner import memory_check
+    from .tools.planner import memory_check
 
     run = Path(run)
     if cfg.eval_steps and not eval_convs:

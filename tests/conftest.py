@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from qeu_vlm.backend import triton_on_cpu
-from qeu_vlm.synth import SynthConfig, write_twin
+from qeu_vlm.twin.synth import SynthConfig, write_twin
 
 # Every entry point chooses the backend before TRL is imported; test modules import TRL at collection, so the one
 # thing that choice must do first (Triton's interpreter for TRL 1.15's loss kernel on CPU) is done here, first.

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from qeu_vlm.answer import answer_for, parse_answer
-from qeu_vlm.baseline import Baseline, fit_grid
+from qeu_vlm.tools.baseline import Baseline, fit_grid
 from qeu_vlm.data import Pools, decode
 from qeu_vlm.metrics import score
-from qeu_vlm.synth import SynthConfig
+from qeu_vlm.twin.synth import SynthConfig
 
 pytestmark = pytest.mark.slow          # fits the baseline on two small twins (well under a minute on a free core)
 
@@ -70,7 +70,7 @@ def test_a_passed_raw_image_against_itself_is_passed(fitted):
 def test_the_grid_fit_follows_a_stretched_pin_field():
     """A pin field stretched about its middle (as a tilted camera does) is found where it is, not on the nominal
     grid."""
-    from qeu_vlm.baseline import NOMINAL
+    from qeu_vlm.tools.baseline import NOMINAL
 
     yy, xx = np.mgrid[:280, :410]
     centre = NOMINAL[13]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from qeu_vlm.planner import ARCHS
+from qeu_vlm.tools.planner import ARCHS
 from qeu_vlm.presets import PRESETS
-from qeu_vlm.random_models import random_config
+from qeu_vlm.offline.random_models import random_config
 
 from benchmarks import cpu, gpu
 

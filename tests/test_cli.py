@@ -62,7 +62,7 @@ def test_step_commands_share_the_run_folder(tmp_path):
 def test_flags_are_made_from_the_settings_dataclasses_and_all_reach_them(tmp_path):
     from dataclasses import fields
 
-    from qeu_vlm.cli import parser, replay_config
+    from qeu_vlm.tools.cli import parser, replay_config
     from qeu_vlm.config import Config
 
     p = parser()
@@ -80,7 +80,7 @@ def test_flags_are_made_from_the_settings_dataclasses_and_all_reach_them(tmp_pat
 
 
 def test_synth_flags_reach_the_twin(tmp_path):
-    from qeu_vlm.cli import main
+    from qeu_vlm.tools.cli import main
 
     main(["synth", "--out", str(tmp_path / "t"), "--n-train", "10", "--n-test", "4", "--passed-fraction", "0.5",
           "--defect-pins", "1U", "9C", "--n-average", "4", "--n-pool", "2"])

@@ -3,7 +3,7 @@ import pytest
 from qeu_vlm.colab import mount_drive, run_folder
 from qeu_vlm.config import Config, RunFolderError
 from qeu_vlm.data import DataError
-from qeu_vlm.steps import SPLITS, split_sources
+from qeu_vlm.tools.steps import SPLITS, split_sources
 
 
 def test_open_keeps_the_run_settings_across_notebooks(tmp_path, monkeypatch):

@@ -76,7 +76,7 @@ def test_ablations_remove_or_replace_the_test_image(twin_dir):
 def test_balanced_training_set_has_equal_judgements(twin_dir, tmp_path):
     from collections import Counter
     from qeu_vlm.config import Config
-    from qeu_vlm.steps import prepare
+    from qeu_vlm.tools.steps import prepare
 
     cfg = Config(run_dir=str(tmp_path), data=str(twin_dir / "dataset"), pools=str(twin_dir / "drive"), n_eval=4,
                  n_inspect=2, inspect_shots=("zero",), one_shot_first=0)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import DatasetCard
 
-from qeu_vlm.synth import SynthConfig
+from qeu_vlm.twin.synth import SynthConfig
 
 CARDS = sorted((Path(__file__).parent.parent / "data_cards").glob("*.md"))
 SECTIONS = ("Dataset Details", "Uses", "Dataset Structure", "Dataset Creation", "Bias, Risks, and Limitations",

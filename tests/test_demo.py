@@ -7,9 +7,9 @@ import re
 import pytest
 
 from qeu_vlm import cli
-from qeu_vlm.demo import run_demo
+from qeu_vlm.tools.main_job import run_demo
 from qeu_vlm.files import OutputFolderError, check_writable
-from qeu_vlm.report import html_answer, html_table
+from qeu_vlm.tools.report import html_answer, html_table
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_a_second_run_replaces_the_first_whole_and_an_interrupted_one_changes_no
     def ctrl_c(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("qeu_vlm.steps.train_step", ctrl_c)
+    monkeypatch.setattr("qeu_vlm.tools.steps.train_step", ctrl_c)
     assert cli.main(["demo", "--smoke", "--seed", "2", "--out", str(out)]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert (out / "metrics.json").read_text() == finished                  # the finished run is untouched

@@ -4,9 +4,9 @@ import pytest
 from PIL import Image
 
 from qeu_vlm.families import ModelError, cap_images, family_of, lora_targets
-from qeu_vlm.planner import IMAGE, QWEN_MAX_PIXELS, image_cost
+from qeu_vlm.tools.planner import IMAGE, QWEN_MAX_PIXELS, image_cost
 from qeu_vlm.presets import PRESETS
-from qeu_vlm.random_models import random_config, random_processor
+from qeu_vlm.offline.random_models import random_config, random_processor
 
 FAMILY_PRESET = {"qwen2.5-vl": "qwen2.5-vl-3b", "qwen3-vl": "qwen3-vl-2b", "mllama": "llama-3.2-11b-vision",
                  "pixtral": "pixtral-12b"}

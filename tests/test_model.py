@@ -9,7 +9,7 @@ from qeu_vlm.config import Config
 from qeu_vlm.families import ModelError
 from qeu_vlm.generation import stop_ids
 from qeu_vlm.model import check_adapter, load_model, model_source, placement
-from qeu_vlm.random_models import family_tokenizer
+from qeu_vlm.offline.random_models import family_tokenizer
 
 
 @pytest.mark.parametrize("family, end", [("qwen2.5-vl", "<|im_end|>"), ("qwen3-vl", "<|im_end|>"),

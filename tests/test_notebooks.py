@@ -5,7 +5,7 @@ import re
 import nbformat
 import pytest
 
-from qeu_vlm.notebook_runner import NotebookError, notebooks, run_notebooks
+from qeu_vlm.tools.notebook_runner import NotebookError, notebooks, run_notebooks
 
 NBS = notebooks()
 

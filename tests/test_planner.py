@@ -3,7 +3,7 @@ with the original runs' measured peaks, and its verdicts with what the originals
 import pytest
 from PIL import Image
 
-from qeu_vlm.planner import Setting, estimate, image_cost, mllama_canvas, plan, memory_check
+from qeu_vlm.tools.planner import Setting, estimate, image_cost, mllama_canvas, plan, memory_check
 from qeu_vlm.config import Config
 
 SIZES = [(410, 280), (1920, 1080), (224, 154), (300, 900), (60, 40)]
@@ -48,7 +48,7 @@ def test_pixtral_patches_match_the_processor(size):
 
 
 def test_tiny_model_tokens_match_its_processor():
-    from qeu_vlm.tiny_model import build_processor
+    from qeu_vlm.offline.tiny_model import build_processor
 
     proc = build_processor(max_pixels=224 * 168)
     text = proc.apply_chat_template([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "x"}]}],

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from qeu_vlm.config import Config
-from qeu_vlm.publish import card_for_display, export_gguf, export_merged, model_card, push_adapter, twin_card
+from qeu_vlm.tools.publish import card_for_display, export_gguf, export_merged, model_card, push_adapter, twin_card
 from qeu_vlm.model import load_model
 
 
@@ -49,7 +49,7 @@ def test_push_needs_token_and_never_shows_it(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_lora_merge_export_reloads(tmp_path):
-    from qeu_vlm.tiny_model import load_tiny_vlm
+    from qeu_vlm.offline.tiny_model import load_tiny_vlm
     cfg = Config().smoke()
     cfg.full_finetune = False
     model, proc = load_model(cfg, tmp_path, "hf")

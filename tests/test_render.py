@@ -8,9 +8,9 @@ from scipy.ndimage import uniform_filter
 
 from qeu_vlm.data import load_pools
 from qeu_vlm.domain import ALL_ADDRESSES, DEFECT_MODES, IMAGE_SIZE, Address, parse_bbox, parse_dir
-from qeu_vlm.render import (Pose, RenderConfig, RenderError, defect_box, fit_bend, pin_axis, render_scene,
+from qeu_vlm.twin.render import (Pose, RenderConfig, RenderError, defect_box, fit_bend, pin_axis, render_scene,
                             similarity_residuals, twin_residuals)
-from qeu_vlm.synth import SynthConfig, SynthError, write_twin
+from qeu_vlm.twin.synth import SynthConfig, SynthError, write_twin
 
 W, H = IMAGE_SIZE
 
@@ -140,7 +140,7 @@ def test_render_speed_is_modest():
 
 
 def test_cli_names_the_bad_field(tmp_path, capsys):
-    from qeu_vlm.cli import main
+    from qeu_vlm.tools.cli import main
 
     assert main(["synth", "--out", str(tmp_path / "t"), "--look", "rendered", "--render", '{"roll_deg": 30}']) == 2
     assert "roll_deg" in capsys.readouterr().err and not (tmp_path / "t").exists()

@@ -68,7 +68,7 @@ def test_vision_learning_rate_gives_the_tower_its_own_scheduled_rate(setup, tmp_
 
 
 def test_learn_model_has_balanced_modalities(tmp_path):
-    from qeu_vlm.tiny_model import build_tiny_vlm, load_tiny_vlm
+    from qeu_vlm.offline.tiny_model import build_tiny_vlm, load_tiny_vlm
     from PIL import Image
 
     build_tiny_vlm(tmp_path, size="learn", max_pixels=224 * 168)

@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from qeu_vlm.domain import Address, parse_bbox, parse_dir
-from qeu_vlm.synth import TOP, Camera, SynthConfig, _pin_extent, render_raw
+from qeu_vlm.twin.synth import TOP, Camera, SynthConfig, _pin_extent, render_raw
 
 
 def _img(rec):

@@ -10,7 +10,7 @@ from qeu_vlm.data import load_pools
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from qeu_vlm.tiny_model import build_tiny_vlm
+    from qeu_vlm.offline.tiny_model import build_tiny_vlm
     return build_tiny_vlm(tmp_path_factory.mktemp("tiny") / "m")
 
 
@@ -18,7 +18,7 @@ def test_small_and_reloads_offline(tiny):
     size = sum(f.stat().st_size for f in tiny.iterdir())
     assert size < 5e6 and (tiny / "model.safetensors").exists()
     code = (
-        "from qeu_vlm.tiny_model import load_tiny_vlm; m, p = load_tiny_vlm(%r); "
+        "from qeu_vlm.offline.tiny_model import load_tiny_vlm; m, p = load_tiny_vlm(%r); "
         "print(type(m).__name__, p.tokenizer.convert_tokens_to_ids('<|image_pad|>') == m.config.image_token_id)"
     ) % str(tiny)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -28,7 +28,7 @@ def test_small_and_reloads_offline(tiny):
 
 
 def test_chat_template_is_qwens(tiny):
-    from qeu_vlm.tiny_model import load_tiny_vlm
+    from qeu_vlm.offline.tiny_model import load_tiny_vlm
     _, p = load_tiny_vlm(tiny)
     text = p.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image"}]}],
                                  tokenize=False, add_generation_prompt=True)
@@ -39,7 +39,7 @@ def test_chat_template_is_qwens(tiny):
 def test_conversations_feed_trl_collator_and_model(tiny, twin, twin_dir):
     """The one-shot and zero-shot conversations go straight into TRL's real VLM collator and the model."""
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
-    from qeu_vlm.tiny_model import load_tiny_vlm
+    from qeu_vlm.offline.tiny_model import load_tiny_vlm
 
     model, proc = load_tiny_vlm(tiny)
     pools = load_pools(twin_dir / "drive")
@@ -62,7 +62,7 @@ def test_lecun_init_scales_the_weights_to_the_width():
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from qeu_vlm.tiny_model import SIZES, build_tokenizer, tiny_config
+    from qeu_vlm.offline.tiny_model import SIZES, build_tokenizer, tiny_config
 
     tok = build_tokenizer()
     for lecun, text_std, vision_std in ((False, 0.02, 0.02), (True, 256 ** -0.5, 128 ** -0.5)):

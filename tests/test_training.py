@@ -11,7 +11,7 @@ from qeu_vlm.backend import BackendError, choose
 from qeu_vlm.batching import LossMask, TrainingError, make_collator, preflight
 from qeu_vlm.model import load_model
 from qeu_vlm.presets import get_preset
-from qeu_vlm.random_models import family_tokenizer
+from qeu_vlm.offline.random_models import family_tokenizer
 from qeu_vlm.training import train
 
 

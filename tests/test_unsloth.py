@@ -127,9 +127,9 @@ def _env(tmp_path) -> dict:
 ENTRY_POINTS = {           # (command, where it writes train_stats.json, where its processes' output goes)
     "cli train": lambda run: ([sys.executable, "-m", "qeu_vlm", "train", "--run", str(run)], run, []),
     "pipeline train_step": lambda run: ([sys.executable, "-c", "from qeu_vlm.config import Config; "
-                                         "from qeu_vlm.steps import train_step; "
+                                         "from qeu_vlm.tools.steps import train_step; "
                                          f"train_step(Config.load({str(run / 'config.json')!r}))"], run, []),
-    "notebook 03": lambda run: ([sys.executable, "-c", "from qeu_vlm.notebook_runner import run_notebooks; "
+    "notebook 03": lambda run: ([sys.executable, "-c", "from qeu_vlm.tools.notebook_runner import run_notebooks; "
                                  f"run_notebooks({str(run)!r}, smoke=False, only=['03_finetune'])"], run, []),
     "gpu benchmark": lambda run: ([sys.executable, "-m", "benchmarks.gpu", "--tiny", "--backends", "unsloth",
                                    "--steps", "1", "--no-notebooks", "--out", str(run / "bench")],

@@ -9,7 +9,7 @@ from PIL import Image
 from qeu_vlm.answer import Answer, format_answer
 from qeu_vlm.batching import judgement_first, make_collator
 from qeu_vlm.conversation import with_image_list
-from qeu_vlm.vision_warmup import WarmupError, judgement_examples, vision_tower, warm_up_vision
+from qeu_vlm.tools.vision_warmup import WarmupError, judgement_examples, vision_tower, warm_up_vision
 
 
 def _conv(image, judgement):

@@ -52,7 +52,7 @@ def extras(cfg, lab, model, processor, collator, train_convs: list, run: Path, r
     """
     budget, warm, callbacks = lab.time_budget_s, None, []
     if lab.vision_warmup_steps and not resumed:
-        from ..vision_warmup import warm_up_vision
+        from ..tools.vision_warmup import warm_up_vision
 
         warm = warm_up_vision(model, processor, train_convs, lab.vision_warmup_steps, cfg.learning_rate,
                               cfg.batch_size or 8, cfg.seed, until=lab.vision_warmup_until)

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from ..config import Config
 from ..metrics import fmt_metric
-from ..steps import baseline_step, inspect_step, loss_summary, prepare, train_step
-from ..synth import LOOKS
-from ..tiny_model import DST_STATS
+from ..tools.steps import baseline_step, inspect_step, loss_summary, prepare, train_step
+from ..twin.synth import LOOKS
+from ..offline.tiny_model import DST_STATS
 
 
 def profile_steps(minutes: float) -> int:
@@ -50,7 +50,7 @@ class LearnSettings:
     ablation: str | None = None         # "reference-as-test": the test image replaced by its reference
     balance_judgement: bool = False     # repeat the rarer judgement's training conversations until both are equal
     judgement_first_steps: int = 0      # curriculum: the first N steps learn the answer only up to its judgement
-    vision_warmup_steps: int = 800      # the vision tower first learns the judgement alone (qeu_vlm.vision_warmup),
+    vision_warmup_steps: int = 800      # the tower first learns the judgement alone (qeu_vlm.tools.vision_warmup),
     vision_warmup_until: float | None = 0.98   # ... until its head's accuracy over 50 steps reaches this (or the cap)
     vision_learning_rate: float | None = None  # the tower's and merger's own peak rate; None: the run's
     time_budget_s: float | None = None  # a clock cap on training (seconds); None: the steps decide
@@ -77,7 +77,7 @@ def learn_run(run_dir, seed: int = 0, **changes) -> tuple[Config, LearnSettings]
 
 def learn_model(cfg: Config, lab: LearnSettings) -> Config:
     """Build the from-scratch model into the run folder (once) and point the config at it."""
-    from ..tiny_model import build_tiny_vlm
+    from ..offline.tiny_model import build_tiny_vlm
 
     path = Path(cfg.run_dir) / "tiny_model"
     if not (path / "config.json").exists():

@@ -25,9 +25,9 @@ def main(argv=None):
     from datasets import load_from_disk
 
     from ..answer import answer_for
-    from ..tiny_model import build_tiny_vlm, load_tiny_vlm
+    from ..offline.tiny_model import build_tiny_vlm, load_tiny_vlm
     from .learn import learn_run
-    from ..vision_warmup import image_tokens, vision_tower
+    from ..tools.vision_warmup import image_tokens, vision_tower
 
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("--pool", choices=POOLS, required=True)

@@ -27,7 +27,7 @@ def main(argv=None):
     from ..answer import answer_for
     from ..generation import predict
     from ..metrics import score_rows
-    from ..steps import prepare
+    from ..tools.steps import prepare
     from ..training import train
     from .hooks import extras
     from .learn import learn_model

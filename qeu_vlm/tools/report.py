@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import Config
-from .metrics import fmt_metric
+from ..config import Config
+from ..metrics import fmt_metric
 
 HEADLINE = ("format_valid", "judgement_balanced_accuracy", "mode_accuracy", "position_exact", "within_one_pin",
             "exact_match", "distinct_positions")
@@ -118,7 +118,7 @@ def report(m: dict, cfg: Config) -> str:
         "",
         metric_glossary(),
         "",
-        "`baseline` is the classic non-VLM inspector (`qeu_vlm.baseline`: DST blob / RAW aligned difference, "
+        "`baseline` is the classic non-VLM inspector (`qeu_vlm.tools.baseline`: DST blob / RAW aligned difference, "
         "fitted on the training split): the bar a fine-tuned VLM must clear. By image type: "
         + "; ".join(
             f"{t}: judgement {fmt_metric(s['judgement_accuracy'])}, position {fmt_metric(s['position_exact'])}"
@@ -152,7 +152,7 @@ def report(m: dict, cfg: Config) -> str:
 def data_table(splits: dict, reports: dict) -> str:
     """One row per split: records, problems found, image types, defect modes and distinct positions (the counts
     of ``domain.describe``); the split's source is left out, so no machine path lands in a notebook."""
-    from .domain import MODES, describe
+    from ..domain import MODES, describe
 
     rows = []
     for name, records in splits.items():

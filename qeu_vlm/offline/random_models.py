@@ -82,9 +82,9 @@ def random_processor(family: str, max_pixels: int):
 
 
 def random_config(preset: str, shrink: bool = False):
-    """The model config of the preset's real architecture (``qeu_vlm.planner.ARCHS``), its token ids from the
+    """The model config of the preset's real architecture (``qeu_vlm.tools.planner.ARCHS``), its token ids from the
     offline tokenizer. ``shrink``: the same family at toy dimensions, so every family runs end to end on CPU."""
-    from .planner import ARCHS
+    from ..tools.planner import ARCHS
     from .tiny_model import mrope_sections
 
     a = ARCHS[preset]
@@ -150,7 +150,7 @@ def build_random(preset: str, out: Path, max_pixels: int, shrink: bool = False) 
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from .planner import ARCHS
+    from ..tools.planner import ARCHS
 
     proc = random_processor(ARCHS[preset].family, max_pixels)    # first: it is what fails where torchvision is missing
     cfg = random_config(preset, shrink)

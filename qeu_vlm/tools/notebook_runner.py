@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
+_HERE = Path(__file__).resolve().parent.parent          # the package folder
 # Installed, the notebooks ship inside the package (pyproject's package-dir); in a checkout they sit beside it.
 NOTEBOOK_DIR = next((p for p in (_HERE / "notebooks", _HERE.parent / "notebooks") if p.is_dir()),
                     _HERE.parent / "notebooks")

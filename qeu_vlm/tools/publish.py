@@ -37,7 +37,7 @@ def hub_token() -> str | None:
 
 def base_id(cfg) -> str:
     """The base model's Hub id for a preset, else the model as the config names it ("tiny", a folder)."""
-    from .presets import PRESETS
+    from ..presets import PRESETS
 
     return PRESETS[cfg.model].hub_id if cfg.model in PRESETS else cfg.model
 
@@ -46,7 +46,7 @@ def model_card(run: str | Path, base: str, name: str, full_model: bool = False) 
     """The model card: a YAML front-matter header (library, base model) and the metrics by shot mode.
     ``full_model``: all weights were trained (the smoke model), so the folder is a transformers model, not a
     peft adapter."""
-    from .metrics import fmt_metric as f
+    from ..metrics import fmt_metric as f
 
     m = json.loads((Path(run) / "metrics_finetuned.json").read_text())
     rows = "\n".join(f"| {shot} | {f(s['format_valid'])} | {f(s['judgement_balanced_accuracy'])} | "
@@ -114,7 +114,7 @@ def push_twin(run: str | Path, repo_id: str, private: bool = True, card: str | P
 def twin_card() -> Path:
     """The twin's data card: inside the installed package, else in the source checkout; an error when neither
     has it, never a dataset pushed without its card."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent          # the package folder
     for path in (here / "data_cards" / "synthetic_twin.md", here.parent / "data_cards" / "synthetic_twin.md"):
         if path.exists():
             return path

@@ -10,7 +10,7 @@ Why a vectorised numpy ray caster and not a renderer from the registries: it ins
 and Colab run it as is, no GL/EGL context, no wheels that lag Python releases), and a scene this simple
 (planes and 27 cylinders, each cast only inside its projected window) renders in a few ms per image.
 
-``python -m qeu_vlm.twin_figure --compare OUT.png`` draws the twin beside the real reference figures.
+``python -m qeu_vlm.twin.figure --compare OUT.png`` draws the twin beside the real reference figures.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from .domain import ALL_ADDRESSES, COL_PITCH, COL_X0, IMAGE_SIZE, LEFT, MODE_VECTORS, PASSED, ROW_Y, TOP, pin_centre
+from ..domain import ALL_ADDRESSES, COL_PITCH, COL_X0, IMAGE_SIZE, LEFT, MODE_VECTORS, PASSED, ROW_Y, TOP, pin_centre
 
 W, H = IMAGE_SIZE
 CX0, CY0 = COL_X0 + 4 * COL_PITCH, ROW_Y["C"]        # principal point: the middle pin

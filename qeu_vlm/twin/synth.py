@@ -22,10 +22,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from .domain import (ALL_ADDRESSES, COL_PITCH, COL_X0, DEFECT_MODES, IMAGE_SIZE, LEFT, MODE_VECTORS, PASSED, ROW_Y,
+from ..domain import (ALL_ADDRESSES, COL_PITCH, COL_X0, DEFECT_MODES, IMAGE_SIZE, LEFT, MODE_VECTORS, PASSED, ROW_Y,
                      ROWS, STAR_TABLE, TOP, Address, DomainError, describe, format_bbox, format_dir, format_position,
                      pin_centre)
-from .files import staged
+from ..files import staged
 from .render import label_font
 
 W, H = IMAGE_SIZE
@@ -55,7 +55,7 @@ class SynthConfig:
     n_pool: int = 10                     # passed images and star images per type
     train_name: str = "CYLNimages_train_1015"
     test_name: str = "CYLNimages_test_1015"
-    look: str = "schematic"              # "rendered": ray-cast RAW, DST from renders, JPEG (qeu_vlm.render)
+    look: str = "schematic"              # "rendered": ray-cast RAW, DST from renders, JPEG (qeu_vlm.twin.render)
     render: dict | None = None           # RenderConfig options for look="rendered", e.g. {"bright_fraction": 0.5}
 
     def __post_init__(self):

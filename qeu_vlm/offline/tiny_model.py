@@ -34,9 +34,9 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start
 
 
 def _corpus() -> list[str]:
-    from .answer import Answer, format_answer, format_star_answer
-    from .domain import ALL_ADDRESSES, DEFECT_MODES, IMAGE_TYPES
-    from .prompts import PROMPT_SETS
+    from ..answer import Answer, format_answer, format_star_answer
+    from ..domain import ALL_ADDRESSES, DEFECT_MODES, IMAGE_TYPES
+    from ..prompts import PROMPT_SETS
 
     texts = [t for s in PROMPT_SETS.values() for t in s.values()] + ["You are a helpful assistant.", "system", "user",
                                                                       "assistant"]

@@ -22,9 +22,9 @@ from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
-from .config import Config
-from .files import check_writable, staged
-from .metrics import fmt_metric
+from ..config import Config
+from ..files import check_writable, staged
+from ..metrics import fmt_metric
 from .report import (HEADLINE, METRIC_MEANING, html_answer, html_escape, html_image, html_page, html_table,
                      markdown_table, show_answer)
 
@@ -65,7 +65,7 @@ def demo_run(run_dir, seed: int = 0, smoke: bool = False,
 
 def extras(recipe: Recipe, cfg: Config, model, processor, collator, train_convs, run, resumed: bool) -> dict:
     """``training.train``'s hook: the vision warm-up before the trainer starts, the judgement-first curriculum."""
-    from .batching import judgement_first
+    from ..batching import judgement_first
     from .vision_warmup import warm_up_vision
 
     warm = None
@@ -80,7 +80,7 @@ def extras(recipe: Recipe, cfg: Config, model, processor, collator, train_convs,
 def run_demo(out, seed: int = 0, smoke: bool = False, look: str = Config.twin_look) -> dict:
     """Run the main job into ``out`` (replaced whole when it finishes); returns what ``metrics.json`` holds."""
     from .steps import baseline_step, inspect_step, prepare, train_step
-    from .tiny_model import DST_STATS, build_tiny_vlm
+    from ..offline.tiny_model import DST_STATS, build_tiny_vlm
 
     out = check_writable(out)
     stages, t_all = {}, time.perf_counter()
@@ -165,7 +165,7 @@ def _device() -> str:
 def _examples(run: Path, test, n_each: int = 2) -> list[dict]:
     """A handful of test records (defective answered right and wrong, passed ones), each drawn with the true box
     and the answered pin, with both raw answers as they were."""
-    from .plots import marked_test_image
+    from ..plots import marked_test_image
 
     rows = {w: [json.loads(x) for x in (run / f"predictions_{w}_zero.jsonl").read_text().splitlines() if x]
             for w in ("base", "finetuned")}

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from .domain import IMAGE_SIZE
-from .presets import PRESETS
+from ..domain import IMAGE_SIZE
+from ..presets import PRESETS
 
 GIB = 2**30
 GPUS = {"T4": 15.0, "L4": 22.0, "A100": 40.0}     # GiB usable (the cards' 16/24/40 GB less the CUDA context)
@@ -27,8 +27,8 @@ CHARS_PER_TOKEN = 4.0            # English prose in the real BPE vocabularies (n
 
 def text_tokens(shot: str, prompt_set: str = "default") -> int:
     """Prompt, chat template and answer tokens of one sample (images excluded)."""
-    from .answer import Answer, format_answer, format_star_answer
-    from .prompts import prompts
+    from ..answer import Answer, format_answer, format_star_answer
+    from ..prompts import prompts
 
     p = prompts(prompt_set)
     chars = len(p["CYLN_DST"]) + len(format_answer(Answer("CYLN_DST", 27, "defective", "X-plus", "X:9, Y:C")))

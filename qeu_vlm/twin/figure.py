@@ -3,7 +3,7 @@
 The real images are cut out of the blog figures in ``../shared/reference/`` (never copied into the project) and
 rescaled to the dataset's 410 x 280, so real and twin are shown at the same scale with the same crops.
 
-    python -m qeu_vlm.twin_figure --compare OUT.png [--nuisance] [--reference DIR]
+    python -m qeu_vlm.twin.figure --compare OUT.png [--nuisance] [--reference DIR]
 """
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .domain import ALL_ADDRESSES, IMAGE_SIZE, LEFT, TOP, Address, parse_dir
+from ..domain import ALL_ADDRESSES, IMAGE_SIZE, LEFT, TOP, Address, parse_dir
 from .render import (CX0, CY0, PIN_R, Pose, RenderConfig, defect_box, draw_star, dst_from, fit_bend, nominal_tops,
                      render_scene, similarity_residuals)
 
 W, H = IMAGE_SIZE
-DEFAULT_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+DEFAULT_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 # (key, file, panel in the file's pixels, type, dir, real bbox or None): what each cut-out is, from the figures' text.
 REAL = (
     ("raw_2D", "twin_vs_real/real_vs_twin_raw_dst.png", (0, 424, 615, 818), "RAW", "23Ym10", None),
@@ -195,7 +195,7 @@ def nuisance_report(root=DEFAULT_REFERENCE, n: int = 60, seed: int = 0) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m qeu_vlm.twin_figure", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m qeu_vlm.twin.figure", description=__doc__.split("\n\n")[0])
     p.add_argument("--compare", metavar="OUT.png", help="write the side-by-side figure here")
     p.add_argument("--reference", default=str(DEFAULT_REFERENCE), help="folder of the real reference figures")
     p.add_argument("--nuisance", action="store_true", help="print the pin-top residuals, real beside twin")

@@ -34,9 +34,9 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.signal import fftconvolve
 
-from .answer import Answer, answer_for, format_answer
-from .data import decode
-from .domain import ALL_ADDRESSES, IMAGE_TYPES, MODE_VECTORS, N_PINS, PASSED, Address, pin_centre
+from ..answer import Answer, answer_for, format_answer
+from ..data import decode
+from ..domain import ALL_ADDRESSES, IMAGE_TYPES, MODE_VECTORS, N_PINS, PASSED, Address, pin_centre
 
 PATCH = 30          # px: half-size of the patch compared around a pin's top (a bent tip reaches ~30 px out)
 SIGMA = 9.0         # px: Gaussian weight of the anomaly around the top, about a pin's radius

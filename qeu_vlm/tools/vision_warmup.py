@@ -44,8 +44,8 @@ def image_tokens(tower, processor, images: list) -> list:
 def judgement_examples(convs: list[dict]) -> list[tuple]:
     """(test image, defective?) of each conversation: the last image of its last user turn, and its answer's
     judgement. A conversation without an answer, or whose answer does not read, is an error naming it."""
-    from .answer import parse_answer
-    from .domain import PASSED
+    from ..answer import parse_answer
+    from ..domain import PASSED
 
     out = []
     for i, conv in enumerate(convs):

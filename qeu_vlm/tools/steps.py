@@ -15,19 +15,19 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import backend as backends
-from .answer import answer_for, format_answer
-from .config import Config
-from .conversation import balance_judgements, convert, shot_plan
-from .data import DataError, load_pools, load_records
-from .domain import PASSED, parse_bbox
-from .generation import predict
-from .metrics import score_rows
-from .plots import evaluation_plots, example_figure, learning_curves, sample_sheet
-from .synth import SynthConfig, Twin, write_twin
-from .model import load_model
+from .. import backend as backends
+from ..answer import answer_for, format_answer
+from ..config import Config
+from ..conversation import balance_judgements, convert, shot_plan
+from ..data import DataError, load_pools, load_records
+from ..domain import PASSED, parse_bbox
+from ..generation import predict
+from ..metrics import score_rows
+from ..plots import evaluation_plots, example_figure, learning_curves, sample_sheet
+from ..twin.synth import SynthConfig, Twin, write_twin
+from ..model import load_model
 from .report import report
-from .training import train
+from ..training import train
 
 SPLITS = ("CYLNimages_train_1015", "CYLNimages_test_1015")
 
@@ -225,7 +225,7 @@ def baseline_step(cfg: Config, prepared=None) -> dict:
     import numpy as np
 
     from .baseline import Baseline
-    from .generation import prediction_row, write_jsonl
+    from ..generation import prediction_row, write_jsonl
 
     p = prepared or prepare(cfg)
     run, pools = p.run, p.pools

@@ -15,9 +15,9 @@ import typing
 from dataclasses import MISSING, fields, replace
 from pathlib import Path
 
-from .config import Config
+from ..config import Config
 from .planner import Setting
-from .synth import LOOKS, SynthConfig
+from ..twin.synth import LOOKS, SynthConfig
 
 # The smoke replay (scripts/smoke_replay.sh): every step of a run, quickly, with the smoke model on a small twin.
 SMOKE_REPLAY = dict(n_train=200, n_test=60, one_shot_first=50, max_steps=20, n_inspect=24)
@@ -77,9 +77,9 @@ def given(a, cls, skip=()) -> dict:
 def cmd_synth(a):
     import time
 
-    from .synth import write_twin
+    from ..twin.synth import write_twin
 
-    from .synth import SynthError
+    from ..twin.synth import SynthError
 
     t = time.perf_counter()
     try:
@@ -94,7 +94,7 @@ def cmd_synth(a):
 
 
 def cmd_validate(a):
-    from .data import load_records
+    from ..data import load_records
 
     _, report = load_records(a.source, split=a.split, collect=True)
     print(report)
@@ -102,7 +102,7 @@ def cmd_validate(a):
 
 
 def cmd_score(a):
-    from .metrics import score_jsonl
+    from ..metrics import score_jsonl
 
     text = json.dumps(score_jsonl(a.predictions), indent=2)
     if a.out:
@@ -117,9 +117,9 @@ def replay_config(a) -> Config:
 
 
 def cmd_demo(a):
-    """The main job: a VLM trained from scratch on CPU, inspected before and after (``qeu_vlm.demo``)."""
-    from .demo import run_demo
-    from .files import OutputFolderError
+    """The main job: a VLM trained from scratch on CPU, inspected before and after (``qeu_vlm.tools.main_job``)."""
+    from .main_job import run_demo
+    from ..files import OutputFolderError
 
     try:
         m = run_demo(a.out, seed=a.seed, smoke=a.smoke, look=a.look)
@@ -172,7 +172,7 @@ def cmd_plot(a):
 def cmd_plan(a):
     """Image tokens, sequence length, estimated peak VRAM and a T4/L4/A100 verdict, before anything runs."""
     from .planner import plan
-    from .presets import PRESETS
+    from ..presets import PRESETS
 
     for name in (PRESETS if a.preset == "all" else [a.preset]):
         print(plan(name, **given(a, Setting, skip=("preset",))))
