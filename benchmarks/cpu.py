@@ -6,7 +6,7 @@
 - tiny-model training, steps/s and samples/s
 - batched against one-by-one greedy inspection on the same 64 samples, as a ratio measured in the same run;
   target >= 4x
-- the whole smoke replay (scripts/smoke_replay.sh once installed), wall seconds; target <= 5 min
+- the whole quick replay (scripts/quick_replay.sh once installed), wall seconds; target <= 5 min
 
 ``--quick`` shrinks every count (for the test suite: it proves the command runs, not the figures).
 """
@@ -37,11 +37,10 @@ def run(quick: bool = False) -> list[tuple]:
     from qeu_vlm.conversation import convert, shot_plan
     from qeu_vlm.data import load_pools
     from qeu_vlm.generation import generate
-    from qeu_vlm.tools.steps import prepare, train_step
-    from qeu_vlm.twin.synth import SynthConfig, write_twin
     from qeu_vlm.batching import make_collator
     from qeu_vlm.conversation import with_image_list
-    from qeu_vlm.model import load_model
+    from qeu_vlm.tools.steps import load_step, prepare, train_step
+    from qeu_vlm.twin.synth import SynthConfig, write_twin
 
     n_twin, n_conv, n_batches, steps, n_inspect = (200, 100, 5, 4, 8) if quick else (2000, 1000, 40, 30, 64)
     rows = []
@@ -62,7 +61,7 @@ def run(quick: bool = False) -> list[tuple]:
         cfg = replace(Config(run_dir=str(d / "run")).smoke(), n_train=max(48, 8 * steps // 4), max_steps=steps,
                       eval_steps=0, save_steps=10_000, n_eval=0, n_inspect=n_inspect, n_test=n_inspect)
         Path(cfg.run_dir).mkdir()
-        model, processor = load_model(cfg, Path(cfg.run_dir), "hf")
+        model, processor = load_step(cfg, Path(cfg.run_dir), "hf")
         collator = make_collator(cfg, model, processor, "hf")
         samples = [with_image_list(c) for c in convs[:8]]
         collator(samples)                                           # warm-up
@@ -94,23 +93,22 @@ def run(quick: bool = False) -> list[tuple]:
         dt, res = _timed(lambda: subprocess.run([sys.executable, "-m", "qeu_vlm", "replay", "--out", str(d / "replay")]
                                                 + args, capture_output=True, text=True, env=env))
         if res.returncode:
-            raise RuntimeError(f"smoke replay failed:\n{res.stderr[-2000:]}")
-        rows.append(("smoke replay", "defaults" if not quick else "quick", f"{dt:.1f} s", "",
+            raise RuntimeError(f"quick replay failed:\n{res.stderr[-2000:]}")
+        rows.append(("quick replay", "defaults" if not quick else "quick", f"{dt:.1f} s", "",
                      "<= 300 s", "met" if dt <= 300 else "MISSED"))
     return rows
 
 
 def main(argv=None):
+    from qeu_vlm.metrics import markdown_table
+
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("--quick", action="store_true")
     args = a.parse_args(argv)
     rows = run(args.quick)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"date {date.today()}{' (quick: counts shrunk, figures not comparable)' if args.quick else ''}")
-    print("| what | size | time | throughput | target | |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    print(markdown_table(["what", "size", "time", "throughput", "target", ""], rows))
     return rows
 
 

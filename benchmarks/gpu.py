@@ -252,7 +252,7 @@ def _train(spec: dict) -> dict:
     import torch
     from transformers import TrainerCallback
 
-    from qeu_vlm.tools.steps import prepare
+    from qeu_vlm.tools.steps import loadable, prepare
     from qeu_vlm.training import train
 
     cuda = torch.cuda.is_available()
@@ -284,7 +284,7 @@ def _train(spec: dict) -> dict:
     run.mkdir(parents=True, exist_ok=True)
     prepared = prepare(cfg)
     clock = Clock()
-    train(cfg, prepared.train_convs, [], run, resume=False, callbacks=[clock])
+    train(loadable(cfg, run), prepared.train_convs, [], run, resume=False, callbacks=[clock])
     stats = json.loads((run / "train_stats.json").read_text())
     steady = clock.steps[1:] or clock.steps      # the first step compiles and warms up: left out when there are more
     s_step = sum(steady) / len(steady)

@@ -1,6 +1,6 @@
 """The main job on several seeds: ``python -m benchmarks.main_job [--seeds 0 1 2 3 4] [--out runs/bench_main_job]``.
 
-Each seed is the whole main job (``python -m qeu_vlm demo --seed S``) in its own process, one after another, so
+Each seed is the whole main job (``python -m qeu_vlm main-job --seed S``) in its own process, one after another, so
 each has the machine to itself: a twin of its own, a model initialised from its own seed. Prints one row per seed
 (warm-up steps, fine-tuning steps, seconds per stage, the scores before and after, the baseline) and the targets:
 format >= 0.95 and judgement balanced accuracy >= 0.90 after training, within 6 minutes on 2 cores.
@@ -21,13 +21,13 @@ def main(argv=None) -> int:
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     a.add_argument("--out", default="runs/bench_main_job")
-    a.add_argument("--smoke", action="store_true", help="the main job's smoke size (for tests)")
+    a.add_argument("--smoke", action="store_true", help="the main job in smoke mode (for tests)")
     args = a.parse_args(argv)
     rows, met, last = [], 0, None
     for seed in args.seeds:
         out = Path(args.out) / f"seed{seed}"
         t = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "qeu_vlm", "demo", "--out", str(out), "--seed", str(seed)]
+        done = subprocess.run([sys.executable, "-m", "qeu_vlm", "main-job", "--out", str(out), "--seed", str(seed)]
                               + (["--smoke"] if args.smoke else []), capture_output=True, text=True)
         wall = time.perf_counter() - t
         if not (out / "metrics.json").exists():

@@ -162,5 +162,24 @@ def parse_answer(text) -> Answer:
     return a
 
 
+def show_answer(text: str | None) -> str:
+    """A model's answer as a reader should see it: an empty, blank or one-character answer described in words
+    rather than shown as blank space or as a run of dashes that Markdown would draw as a line.
+
+    >>> show_answer("\\n" * 48), show_answer(""), show_answer("-" * 48), show_answer("- image type->CYLN_DST\\n")
+    ('(48 newlines)', '(empty)', "(48 × '-')", '- image type->CYLN_DST')
+    """
+    if not text:
+        return "(empty)"
+    if not text.strip():
+        kinds = {"\n": "newlines", " ": "spaces", "\t": "tabs"}
+        return f"({len(text)} {kinds[text[0]]})" if len(set(text)) == 1 and text[0] in kinds else \
+            f"({len(text)} whitespace characters)"
+    body = text.strip()
+    if len(set(body)) == 1 and len(body) > 3:
+        return f"({len(body)} × {body[0]!r})"
+    return body
+
+
 __all__ = ["Answer", "answer_for", "format_answer", "format_star_answer", "parse_answer", "read_position",
-           "DEFECT_MODES"]
+           "show_answer", "DEFECT_MODES"]

@@ -45,18 +45,9 @@ class LossMask:
         self.collator, self.mode = collator, mode
         self.head, self.end = answer_markers(tokenizer)
         self.tokenizer = tokenizer
-        self.cut = None          # text that ends the supervised part of the final answer early (``judgement_first``)
-
-    def _until(self, ids: list[int], s: int, e: int) -> int:
-        """Where ``self.cut`` begins inside the answer ids[s:e] (``e`` if it does not occur)."""
-        text, ends = "", []
-        for j in range(s, e):
-            text += self.tokenizer.decode([ids[j]])
-            ends.append(len(text))
-        c = text.find(self.cut)
-        return e if c < 0 else s + next(i for i, end in enumerate(ends) if end > c)
 
     def spans(self, ids: list[int]) -> list[tuple[int, int]]:
+        """(start, end) of every assistant answer in ``ids``, its end marker included."""
         out, h, n = [], self.head, len(self.head)
         for i in range(len(ids) - n + 1):
             if ids[i] == h[0] and ids[i:i + n] == h:
@@ -76,25 +67,9 @@ class LossMask:
         for b, ids in enumerate(batch["input_ids"].tolist()):
             spans = self.spans(ids)
             for s, e in spans[-1:] if self.mode == "final" else spans:
-                keep[b, s:self._until(ids, s, e) if self.cut and (s, e) == spans[-1] else e] = True
+                keep[b, s:e] = True
         batch["labels"] = labels.masked_fill(~keep, -100)
         return batch
-
-
-def judgement_first(mask: LossMask, steps: int):
-    """A Trainer callback for a curriculum, judgement before address: for the first ``steps`` steps the final
-    answer carries loss only up to its judgement line, so the hard mode and position tokens do not drown the
-    passed/defective signal of a model learning from scratch."""
-    from transformers import TrainerCallback
-
-    mask.cut = "defect mode"
-
-    class JudgementFirst(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):
-            if state.global_step >= steps:
-                mask.cut = None
-
-    return JudgementFirst()
 
 
 def make_collator(cfg: Config, model, processor, backend: str) -> LossMask:

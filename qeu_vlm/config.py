@@ -1,4 +1,4 @@
-"""All settings of a run in one object, with a ``smoke()`` shrink for CI and quick checks.
+"""All settings of a run in one object, with a ``smoke()`` shrink for CI and quick checks (``recipes/smoke.py``).
 
 >>> Config().smoke().max_steps
 4
@@ -14,16 +14,12 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from .recipes.smoke import SMOKE
+
 
 class RunFolderError(FileNotFoundError):
     """The run folder lacks what a step needs, or holds a run with other settings; the message says which
     notebook or setting to change. A FileNotFoundError, so code that waits for a missing file catches it too."""
-
-
-# What smoke() replaces: decided at every open, so a real run's settings are never overwritten by it.
-SMOKE = dict(model="tiny", backend="hf", n_train=48, n_test=16, one_shot_first=12, n_eval=8, n_inspect=8,
-             max_steps=4, eval_steps=2, save_steps=2, batch_size=2, grad_accum=1, max_pixels=224 * 160,
-             max_length=1024, full_finetune=True, learning_rate=1e-3, max_new_tokens=48, gradient_checkpointing=False)
 
 
 @dataclass
@@ -76,13 +72,17 @@ class Config:
     real_model: str | None = None      # smoke mode: the preset the real run would train (03 shows its VRAM plan)
 
     def smoke(self) -> "Config":
-        """A smaller real run: tiny offline model, a few steps, a small test slice.
+        """The same steps, small and offline (``recipes/smoke.py``): tiny offline model, a few steps, a small test
+        slice; a zero-shot run stays zero-shot.
 
-        >>> c = Config(model="qwen2-vl-7b").smoke(); c.model, c.real_model
-        ('tiny', 'qwen2-vl-7b')
+        >>> c = Config(model="qwen2-vl-7b").smoke(); c.model, c.real_model, c.one_shot_first
+        ('tiny', 'qwen2-vl-7b', 12)
+        >>> Config(one_shot_first=0).smoke().one_shot_first
+        0
         """
         real = self.real_model or (self.model if self.model != "tiny" else None)
-        return replace(self, smoke_mode=True, real_model=real, **SMOKE)
+        shrink = SMOKE | {"one_shot_first": min(self.one_shot_first, SMOKE["one_shot_first"])}
+        return replace(self, smoke_mode=True, real_model=real, **shrink)
 
     @classmethod
     def open(cls, run_dir, smoke: bool = False, first: str | None = None, **overrides) -> "Config":
@@ -156,8 +156,9 @@ class Config:
         | model | qwen2.5-vl-3b |
         | max_steps | 20 |
         """
-        rows = [f"| {n} | {_cell(getattr(self, n))} |" for n in names]
-        return "\n".join(["| setting | value |", "|---|---|", *rows])
+        from .metrics import markdown_table
+
+        return markdown_table(["setting", "value"], [[n, getattr(self, n)] for n in names])
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2))
@@ -167,12 +168,3 @@ class Config:
         d = json.loads(Path(path).read_text())
         known = {f.name for f in fields(cls)}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
-
-
-def _cell(v) -> str:
-    """A value as a table cell: tuples joined, None as a dash, never Markdown that changes the table."""
-    if v is None:
-        return "–"
-    if isinstance(v, tuple):
-        return ", ".join(str(x) for x in v)
-    return str(v).replace("|", "\\|")

@@ -34,27 +34,19 @@ def _assistant(text):
     return {"role": "assistant", "content": [{"type": "text", "text": text}]}
 
 
-ABLATIONS = ("reference-as-test", "no-reference")
-
-
 def to_conversation(record: dict, pools: Pools, shot: str, rng: np.random.Generator,
-                    prompt_set: str = "default", with_answer: bool = True, size: tuple | None = None,
-                    ablation: str | None = None) -> dict:
+                    prompt_set: str = "default", with_answer: bool = True, size: tuple | None = None) -> dict:
     """One record as ``{"messages": [...], "shot": shot}``; without the final answer for inference.
 
-    ``size``: resize every image to (width, height). ``ablation="reference-as-test"``: the test image is replaced
-    by its reference, so the conversation carries no defect information (the answer stays the record's);
-    ``"no-reference"``: the test image alone (a diagnostic of how much the reference costs a small model).
+    ``size``: resize every image to (width, height).
     """
     if shot not in SHOTS:
         raise ValueError(f"unknown shot mode {shot!r} (known: {', '.join(SHOTS)})")
-    if ablation not in (None,) + ABLATIONS:
-        raise ValueError(f"unknown ablation {ablation!r} (known: {', '.join(ABLATIONS)})")
     typ = record["type"]
     p = prompts(prompt_set)
     fit = (lambda im: im.resize(tuple(size), Image.BILINEAR)) if size else (lambda im: im)  # noqa: E731
     ref = fit(pools.passed[typ][rng.integers(len(pools.passed[typ]))])
-    test = ref.copy() if ablation == "reference-as-test" else fit(decode(record["image"]))
+    test = fit(decode(record["image"]))
     msgs = []
     if shot == "one":
         star, addr = pools.stars[typ][rng.integers(len(pools.stars[typ]))]
@@ -62,8 +54,6 @@ def to_conversation(record: dict, pools: Pools, shot: str, rng: np.random.Genera
     if shot == "composite":
         msgs.append(_user(p[typ].replace("image2 and image3", "the upper and lower halves of the image")
                           .replace("Image2", "The upper half"), composite(ref, test)))
-    elif ablation == "no-reference":
-        msgs.append(_user(p[typ], test))
     else:
         msgs.append(_user(p[typ], ref, test))
     if with_answer:
@@ -82,35 +72,14 @@ def shot_plan(n: int, one_shot_first: int | None = None, one_shot_fraction: floa
 
 
 def convert(records, pools: Pools, shots: list[str], seed: int = 0, prompt_set: str = "default",
-            with_answer: bool = True, progress: bool = False, size: tuple | None = None,
-            ablation: str | None = None) -> list[dict]:
-    from tqdm.auto import tqdm
+            with_answer: bool = True, progress: bool = False, size: tuple | None = None) -> list[dict]:
+    from huggingface_hub.utils import tqdm   # huggingface_hub's switch turns it off
 
     if len(shots) != len(records):
         raise ValueError(f"{len(shots)} shot modes for {len(records)} records")
     rng = np.random.default_rng(seed)
-    return [to_conversation(r, pools, s, rng, prompt_set, with_answer, size, ablation)
+    return [to_conversation(r, pools, s, rng, prompt_set, with_answer, size)
             for r, s in tqdm(zip(records, shots), total=len(shots), desc="converting", disable=not progress)]
-
-
-def balance_judgements(convs: list[dict], passed: list[bool], seed: int = 0) -> list[dict]:
-    """Repeat the rarer judgement's conversations until passed and defective are equally common, shuffled.
-
-    A model trained on the twin's 1:3 passed:defective mix learns to answer "defective" long before it reads the
-    image, and balanced accuracy scores that as chance; equal classes make every step's judgement gradient count.
-
-    >>> sorted(c["i"] for c in balance_judgements([{"i": 0}, {"i": 1}, {"i": 2}], [True, False, False]))
-    [0, 0, 1, 2]
-    """
-    if len(passed) != len(convs):
-        raise ValueError(f"{len(passed)} judgements for {len(convs)} conversations")
-    rare = [c for c, p in zip(convs, passed) if p] if 2 * sum(passed) < len(passed) else \
-        [c for c, p in zip(convs, passed) if not p]
-    if not rare:
-        return list(convs)
-    out = list(convs) + [rare[i % len(rare)] for i in range(len(convs) - 2 * len(rare))]
-    order = np.random.default_rng(seed).permutation(len(out))
-    return [out[i] for i in order]
 
 
 def images_of(conv: dict) -> list:

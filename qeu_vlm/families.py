@@ -8,9 +8,10 @@ Families: Qwen2.5-VL, Qwen3-VL, Llama-3.2-Vision (Mllama) and Pixtral (a Llava m
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
-from .tools.planner import MLLAMA_TILE, mllama_tiles, pixtral_longest_edge
+from .domain import IMAGE_SIZE
 from .presets import PRESETS
 
 FAMILIES = ("qwen2.5-vl", "qwen3-vl", "mllama", "pixtral")
@@ -21,21 +22,23 @@ VISION_PARTS = ("visual", "vision_model", "vision_tower", "multi_modal_projector
 ATTENTION_PARTS = ("attn", "self_attn", "cross_attn", "attention")
 MLP_PARTS = ("mlp", "feed_forward")
 
+MLLAMA_TILE = 560                  # Llama-3.2-Vision's tile side
+MLLAMA_MAX_TILES = 4               # its processor's default, and the tile slots its vision tower is built for
+PIXTRAL_MAX_EDGE = 1024            # Pixtral-12B's default longest edge: its 2D rotary table covers 1024 / 16 patches
+
 
 class ModelError(ValueError):
     """A model name or folder that cannot be used; the message names it."""
 
 
 def family_of(model: str) -> str:
-    """The family of a preset name, of "tiny" (the offline Qwen2.5-VL), or of a local model folder (its config.json)."""
+    """The family of a preset name or of a local model folder (its config.json)."""
     name = str(model)
     if name in PRESETS:
         return PRESETS[name].family
-    if name == "tiny":
-        return "qwen2.5-vl"
     folder = Path(name)
     if not folder.is_dir():
-        raise ModelError(f"unknown model {name!r}: not a preset ({', '.join(PRESETS)}), 'tiny', nor a folder")
+        raise ModelError(f"unknown model {name!r}: neither a preset ({', '.join(PRESETS)}) nor a folder")
     config = folder / "config.json"
     if not config.is_file():
         extra = " (it holds a LoRA adapter: give the base model)" if (folder / "adapter_config.json").exists() else ""
@@ -58,6 +61,29 @@ def family_of(model: str) -> str:
 def _check_family(family: str) -> None:
     if family not in FAMILIES:
         raise ModelError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
+
+
+def mllama_tiles(max_pixels: int | None) -> int:
+    """Llama-3.2-Vision's tile count for a pixel cap: whole 560x560 tiles, 1 to 4 (None: the default 4).
+
+    >>> mllama_tiles(448 * 308), mllama_tiles(2 * 560 * 560), mllama_tiles(None)
+    (1, 2, 4)
+    """
+    if max_pixels is None:
+        return MLLAMA_MAX_TILES
+    return min(MLLAMA_MAX_TILES, max(1, max_pixels // (MLLAMA_TILE * MLLAMA_TILE)))
+
+
+def pixtral_longest_edge(max_pixels: int | None, width: int = IMAGE_SIZE[0], height: int = IMAGE_SIZE[1]) -> int:
+    """Pixtral caps an image by its longest edge: the edge at which an image of the datasets' aspect holds
+    ``max_pixels``, at most the default 1024 (None: 1024).
+
+    >>> pixtral_longest_edge(512 * 352), pixtral_longest_edge(None)
+    (513, 1024)
+    """
+    if max_pixels is None:
+        return PIXTRAL_MAX_EDGE
+    return min(PIXTRAL_MAX_EDGE, int(math.sqrt(max_pixels * max(width, height) / min(width, height))))
 
 
 def _resized(size, **changes):

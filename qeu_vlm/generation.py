@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from huggingface_hub.utils import tqdm   # huggingface_hub's switch turns it off
 
 from .answer import parse_answer
 from .batching import answer_markers

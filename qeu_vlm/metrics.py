@@ -15,6 +15,22 @@ from collections import defaultdict
 from .answer import Answer, parse_answer
 from .domain import MODES, PASSED, Address
 
+HEADLINE = ("format_valid", "judgement_balanced_accuracy", "mode_accuracy", "position_exact", "within_one_pin",
+            "exact_match", "distinct_positions")
+
+# What each headline metric means, for the notebooks and the report: a table is read by people who did not write it.
+METRIC_MEANING = {
+    "format_valid": "share of answers in the five-line format",
+    "judgement_balanced_accuracy": "mean of the recall on passed and on defective parts (0.5: a constant answer)",
+    "mode_accuracy": "defective parts only: share with the right bend direction (X-plus, X-minus, Y-plus, Y-minus)",
+    "position_exact": "defective parts only: share naming exactly the bent pin",
+    "within_one_pin": "defective parts only: share naming the bent pin or one of its neighbours",
+    "exact_match": "share of answers whose five lines are all right",
+    "distinct_positions": "how many different pins the answers named (1: the model always names the same pin)",
+}
+NA_NOTE = ("`n/a`: undefined on these records. Judgement balanced accuracy needs both passed and defective parts "
+           "among them; the mode and position metrics need a defective part.")
+
 
 def _ratio(num, den):
     return None if den == 0 else num / den
@@ -111,3 +127,21 @@ def score_jsonl(path) -> dict:
 def fmt_metric(v) -> str:
     """A metric for a table: three decimals, ``n/a`` where it is undefined."""
     return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+
+def markdown_table(header, rows) -> str:
+    """A Markdown table; cells are text (tuples joined, None a dash), ``|`` escaped so no value can break the table.
+
+    >>> print(markdown_table(["setting", "value"], [["image_size", (224, 154)], ["pools", None], ["a|b", 1]]))
+    | setting | value |
+    |---|---|
+    | image_size | 224, 154 |
+    | pools | – |
+    | a\\|b | 1 |
+    """
+    def cell(v):
+        v = "–" if v is None else ", ".join(str(x) for x in v) if isinstance(v, tuple) else v
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows])

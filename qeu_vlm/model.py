@@ -19,21 +19,10 @@ from .families import ModelError, cap_images, family_of, lora_targets
 from .presets import PRESETS
 
 
-def model_source(cfg: Config, run: Path) -> str:
-    """What to load: the offline tiny model (built into the run folder), a preset's Hub id, or a local folder."""
-    if cfg.model == "tiny":
-        from .offline.tiny_model import build_tiny_vlm
-
-        path = Path(run) / "tiny_model"
-        if not (path / "config.json").exists():
-            build_tiny_vlm(path, seed=cfg.seed, max_pixels=cfg.max_pixels or 224 * 160)
-        return str(path)
+def model_source(cfg: Config) -> str:
+    """What to load: a preset's Hub id, or the local model folder ``cfg.model`` names."""
     family_of(cfg.model)                         # an unknown name or a folder that is no VLM fails here, named
     return PRESETS[cfg.model].hub_id if cfg.model in PRESETS else cfg.model
-
-
-def _family(cfg: Config) -> str:
-    return family_of(cfg.model)
 
 
 def _image_cap(cfg: Config) -> int | None:
@@ -65,16 +54,16 @@ def check_adapter(adapter) -> Path:
     return adapter
 
 
-def load_model(cfg: Config, run: Path, backend: str, adapter=None):
+def load_model(cfg: Config, backend: str, adapter=None):
     """``(model, processor)`` for the backend, images capped at the run's ``max_pixels``; LoRA applied unless
     ``full_finetune``; ``adapter``: a trained adapter folder to load instead (base + LoRA, or a full model)."""
-    path = model_source(cfg, run)
+    path = model_source(cfg)
     adapter = check_adapter(adapter) if adapter else None
     if backend == "unsloth":
         model, processor = _load_unsloth(cfg, path, adapter)
     else:
         model, processor = _load_hf(cfg, path, adapter)
-    return model, cap_images(processor, _family(cfg), _image_cap(cfg))
+    return model, cap_images(processor, family_of(cfg.model), _image_cap(cfg))
 
 
 def _load_unsloth(cfg: Config, path: str, adapter: Path | None):
@@ -130,7 +119,7 @@ def _load_hf(cfg: Config, path: str, adapter: Path | None):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
-    processor = _processor(path)
+    processor = load_processor(path)
     if adapter:
         from peft import PeftModel
 
@@ -146,19 +135,35 @@ def _load_hf(cfg: Config, path: str, adapter: Path | None):
                                             target_modules=targets, task_type="CAUSAL_LM")), processor
 
 
-def _processor(path: str):
-    from transformers import AutoProcessor
+def load_processor(path: str):
+    """The processor saved beside a model. Without torchvision (a CPU install) transformers cannot build a Qwen-VL
+    processor's video half, so a folder saved without one (the offline models) loads as images only."""
+    from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
 
     try:
         processor = AutoProcessor.from_pretrained(path)
-    except (ImportError, ValueError, OSError):
+    except (ImportError, ValueError, OSError, AttributeError):
         processor = None
-    if not hasattr(processor, "image_processor"):
-        # A folder saved with the offline image-only processor: AutoProcessor fails or falls back to the tokenizer
-        from .offline.tiny_model import load_processor
+    if hasattr(processor, "image_processor"):
+        return processor
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return image_only_processor_class()(image_processor=AutoImageProcessor.from_pretrained(path),
+                                        tokenizer=tokenizer, chat_template=tokenizer.chat_template)
 
-        processor = load_processor(path)
-    return processor
+
+def image_only_processor_class():
+    """Qwen2.5-VL's processor without the video slot (transformers derives slots from ``__init__``)."""
+    from transformers import Qwen2_5_VLProcessor
+    from transformers.processing_utils import ProcessorMixin
+
+    class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
+        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+            self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
+            self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+            self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+            ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+    return ImageOnlyQwen2_5_VLProcessor
 
 
 def for_training(model, backend: str):

@@ -13,9 +13,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
+from .answer import show_answer
 from .data import Pools, decode
 from .domain import IMAGE_SIZE, PASSED, parse_bbox
-from .tools.report import show_answer
 
 SMALL = 9        # pt: the smallest text in any figure
 TYPES = (("CYLN_RAW", "RAW"), ("CYLN_DST", "DST"))

@@ -3,7 +3,7 @@
 The steps of Unsloth's vision notebooks, in their order::
 
     backend.choose(cfg.backend)                   # Unsloth imported first, so TRL's SFTTrainer is its patched one
-    model, processor = load_model(cfg, run, ...)  # FastVisionModel.from_pretrained + get_peft_model
+    model, processor = load_model(cfg, backend)   # FastVisionModel.from_pretrained + get_peft_model
     for_training(model, backend)                  # FastVisionModel.for_training
     trainer = SFTTrainer(model, args=SFTConfig(...), data_collator=UnslothVisionDataCollator(...), ...)
     trainer.train(); trainer.save_model(...)
@@ -20,7 +20,7 @@ from .conversation import with_image_list
 from .model import for_training, load_model, precision
 from .presets import PRESETS
 
-__all__ = ["TrainingError", "train", "sft_config", "precision", "gpu_memory"]
+__all__ = ["TrainingError", "train", "sft_config", "precision", "gpu_memory", "last_checkpoint"]
 
 
 def gpu_memory() -> dict:
@@ -62,43 +62,58 @@ def sft_config(cfg: Config, run: Path):
         eval_steps=cfg.eval_steps or None, save_strategy="steps", save_steps=cfg.save_steps,
         report_to="none", remove_unused_columns=False, max_length=None,
         dataset_kwargs={"skip_prepare_dataset": True}, dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),        # pinning needs a GPU (torch warns on CPU)
         **{_checkpointing_name(): cfg.gradient_checkpointing}, **precision())
 
 
-def _last_checkpoint(run: Path, resume: bool):
+def last_checkpoint(run: Path):
+    """The run folder's latest checkpoint to resume from, or None."""
     from transformers.trainer_utils import get_last_checkpoint
 
     folder = Path(run) / "checkpoints"
-    return get_last_checkpoint(str(folder)) if resume and folder.exists() else None
+    return get_last_checkpoint(str(folder)) if folder.exists() else None
 
 
-def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: bool = True, callbacks=None,
-          extras=None):
-    """Fine-tune on conversations (as ``to_conversation`` makes them) and save ``adapter/``
-    (safetensors), ``log_history.json``, ``train_stats.json`` and checkpoints under ``run``; resumes from the
-    latest checkpoint. Returns the trainer.
+def eval_lines():
+    """The trainer's terminal progress bar, printing one line per evaluation instead of every log's dict (in a
+    notebook the trainer draws its own table, which is left as it is)."""
+    from transformers.trainer_callback import ProgressCallback
 
-    ``extras(model, processor, collator, train_convs, run, resumed)``: a hook of the learn research
-    (``research.hooks.extras``) returning ``{"callbacks", "optimizer", "warmup"}``; a normal run has none."""
+    class EvalLines(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if state.is_world_process_zero and self.training_bar is not None and "eval_loss" in (logs or {}):
+                self.training_bar.write(f"step {state.global_step}: eval loss {logs['eval_loss']:.4f}")
+
+    return EvalLines()
+
+
+def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: bool = True, callbacks=(),
+          model=None, processor=None, collator=None, lengths: list | None = None, optimizer=None):
+    """Fine-tune on conversations (as ``to_conversation`` makes them) and save ``adapter/`` (safetensors),
+    ``log_history.json``, ``train_stats.json`` and checkpoints under ``run``; resumes from the latest checkpoint.
+    Returns the trainer.
+
+    What a caller may hand over instead of the defaults: ``model`` and ``processor`` already loaded (``load_model``);
+    the ``collator`` (``make_collator``'s, or one wrapping it); ``lengths``, the token counts of the train samples
+    when the caller ran the length pre-flight itself (``batching.preflight``); ``optimizer(trainer)`` returning the
+    optimizer the trainer should use; ``callbacks``, the trainer's own hooks."""
     backend = backends.choose(cfg.backend)       # before transformers, trl or peft is imported
     import datasets
     from transformers import set_seed
-
-    from .tools.planner import memory_check
+    from transformers.trainer_callback import ProgressCallback
 
     run = Path(run)
     if cfg.eval_steps and not eval_convs:
         raise TrainingError("eval asked for (eval_steps > 0) but there is nothing to evaluate: the eval split is empty")
     set_seed(cfg.seed)
-    model, processor = load_model(cfg, run, backend)
-    collator = make_collator(cfg, model, processor, backend)
+    if model is None:
+        model, processor = load_model(cfg, backend)
+    collator = collator or make_collator(cfg, model, processor, backend)
     train_samples, eval_samples = [with_image_list(c) for c in train_convs], [with_image_list(c) for c in eval_convs]
-    lengths = preflight(collator, train_samples, range(len(train_samples)), cfg.max_length)
-    preflight(collator, eval_samples, range(len(eval_samples)), cfg.max_length, "eval")
-    (run / "plan.txt").write_text(memory_check(cfg, lengths, backend))
-    last = _last_checkpoint(run, resume)
-    more = (extras(model, processor, collator, train_convs, run, resumed=bool(last)) if extras
-            else {"callbacks": [], "optimizer": None, "warmup": None})
+    if lengths is None:
+        lengths = preflight(collator, train_samples, range(len(train_samples)), cfg.max_length)
+        preflight(collator, eval_samples, range(len(eval_samples)), cfg.max_length, "eval")
+    last = last_checkpoint(run) if resume else None
     for_training(model, backend)
     # Unsloth's notebooks hand SFTTrainer a plain list; TRL takes a Dataset.
     as_data = (lambda xs: xs or None) if backend == "unsloth" else (
@@ -106,9 +121,11 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     trainer = backends.sft_trainer_class()(
         model=model, args=sft_config(cfg, run), train_dataset=as_data(train_samples),
         eval_dataset=as_data(eval_samples), data_collator=collator, processing_class=processor,
-        callbacks=(callbacks or []) + more["callbacks"])
-    if more["optimizer"]:
-        trainer.optimizer = more["optimizer"](trainer)
+        callbacks=list(callbacks))
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(eval_lines())
+    if optimizer:
+        trainer.optimizer = optimizer(trainer)
     if last and cfg.full_finetune and backend == "hf":
         # transformers 5 Trainer reloads full weights with load_state_dict(strict=False) under the checkpoint's
         # legacy key names, which match nothing in Qwen2.5-VL: it would silently resume from the initial weights.
@@ -116,11 +133,11 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
         model.load_state_dict(type(model).from_pretrained(last).state_dict())
     before = gpu_memory()
     out = trainer.train(resume_from_checkpoint=last)
-    _save(trainer, processor, run, backend, out, lengths, before, more["warmup"])
+    _save(trainer, processor, run, backend, out, lengths, before)
     return trainer
 
 
-def _save(trainer, processor, run: Path, backend: str, out, lengths: list, before: dict, warm: dict | None):
+def _save(trainer, processor, run: Path, backend: str, out, lengths: list, before: dict):
     after = gpu_memory()
     stats = {
         "backend": backend,
@@ -132,8 +149,6 @@ def _save(trainer, processor, run: Path, backend: str, out, lengths: list, befor
         "device": after.get("gpu", "cpu"),
         "trainer": type(trainer).__name__,
     }
-    if warm:
-        stats["vision_warmup_s"] = warm["seconds"]
     if after:
         stats |= {"gpu_total_gb": after["total_gb"], "peak_reserved_gb": after["peak_reserved_gb"],
                   "peak_for_training_gb": round(after["peak_reserved_gb"] - before["peak_reserved_gb"], 3)}

@@ -51,8 +51,9 @@ def smoke_model(tmp_path_factory):
     """The smoke model and its processor, loaded once (tests may train it further: nothing asserts its weights)."""
     from qeu_vlm.config import Config
     from qeu_vlm.model import load_model
+    from qeu_vlm.tools.steps import loadable
 
-    return load_model(Config().smoke(), tmp_path_factory.mktemp("warm"), "hf")
+    return load_model(loadable(Config().smoke(), tmp_path_factory.mktemp("warm")), "hf")
 
 
 @pytest.fixture

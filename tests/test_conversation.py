@@ -55,28 +55,10 @@ def test_prompt_sets(twin, pools):
     assert "digits 1 to 9 across the top give the X address" in d and "X address" not in o
 
 
-def test_ablations_remove_or_replace_the_test_image(twin_dir):
-    import numpy as np
-
-    from qeu_vlm.conversation import images_of, to_conversation
-    from qeu_vlm.data import load_pools, load_records
-
-    ds, _ = load_records(str(twin_dir / "dataset"), split="CYLNimages_train_1015")
-    pools = load_pools(twin_dir / "drive")
-    rec = next(r for r in ds if r["dir"] != "OK")
-    swapped = images_of(to_conversation(rec, pools, "zero", np.random.default_rng(0), ablation="reference-as-test",
-                                        size=(224, 154)))
-    assert len(swapped) == 2 and swapped[0].size == (224, 154)
-    assert np.array_equal(np.asarray(swapped[0]), np.asarray(swapped[1]))      # no defect information left
-    assert len(images_of(to_conversation(rec, pools, "zero", np.random.default_rng(0), ablation="no-reference"))) == 1
-    with pytest.raises(ValueError, match="unknown ablation 'blank'"):
-        to_conversation(rec, pools, "zero", np.random.default_rng(0), ablation="blank")
-
-
 def test_balanced_training_set_has_equal_judgements(twin_dir, tmp_path):
     from collections import Counter
     from qeu_vlm.config import Config
-    from qeu_vlm.tools.steps import prepare
+    from qeu_vlm.tools.steps import balance_judgements, balanced_train_convs, prepare
 
     cfg = Config(run_dir=str(tmp_path), data=str(twin_dir / "dataset"), pools=str(twin_dir / "drive"), n_eval=4,
                  n_inspect=2, inspect_shots=("zero",), one_shot_first=0)
@@ -84,12 +66,9 @@ def test_balanced_training_set_has_equal_judgements(twin_dir, tmp_path):
         return Counter("judgement->passed" in c["messages"][-1]["content"][0]["text"] for c in convs)
 
     plain = prepare(cfg)
-    balanced = prepare(cfg, balance_judgement=True)
-    before, after = judge(plain.train_convs), judge(balanced.train_convs)
+    before, after = judge(plain.train_convs), judge(balanced_train_convs(plain))
     assert before[True] < before[False]                          # the twin's natural mix: fewer passed
     assert after[True] == after[False] == before[False]          # passed repeated, nothing dropped
-    assert judge(balanced.eval_convs) == judge(plain.eval_convs)  # eval keeps the natural mix
+    assert judge(plain.train_convs) == before                    # a step of its own: the run's set is unchanged
     with pytest.raises(ValueError, match="2 judgements for 3 conversations"):
-        from qeu_vlm.conversation import balance_judgements
-
         balance_judgements([{}, {}, {}], [True, False])

@@ -10,6 +10,7 @@ from qeu_vlm.families import ModelError
 from qeu_vlm.generation import stop_ids
 from qeu_vlm.model import check_adapter, load_model, model_source, placement
 from qeu_vlm.offline.random_models import family_tokenizer
+from qeu_vlm.tools.steps import loadable
 
 
 @pytest.mark.parametrize("family, end", [("qwen2.5-vl", "<|im_end|>"), ("qwen3-vl", "<|im_end|>"),
@@ -27,7 +28,7 @@ def test_generation_stops_on_the_end_of_turn_token(tmp_path):
     from qeu_vlm.generation import generate
     from PIL import Image
 
-    model, proc = load_model(Config().smoke(), tmp_path, "hf")
+    model, proc = load_model(loadable(Config().smoke(), tmp_path), "hf")
     end = proc.tokenizer.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.eos_token_id = None
 
@@ -47,12 +48,14 @@ def test_generation_stops_on_the_end_of_turn_token(tmp_path):
 
 
 def test_unknown_models_and_folders_that_are_no_vlm_are_named(tmp_path):
-    with pytest.raises(ModelError, match="unknown model 'gpt-vision': not a preset"):
-        model_source(Config(model="gpt-vision"), tmp_path)
+    with pytest.raises(ModelError, match="unknown model 'gpt-vision': neither a preset"):
+        model_source(Config(model="gpt-vision"))
+    with pytest.raises(ModelError, match="unknown model 'tiny'"):      # the offline model is the tools' to build
+        model_source(Config(model="tiny"))
     (tmp_path / "text").mkdir()
     (tmp_path / "text" / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(ModelError, match=r"text' holds a 'llama' model, not a vision-language model"):
-        load_model(Config(model=str(tmp_path / "text")), tmp_path, "hf")
+        load_model(Config(model=str(tmp_path / "text")), "hf")
 
 
 def test_an_adapter_whose_base_is_gone_is_named(tmp_path):
@@ -78,9 +81,9 @@ def test_the_hf_backend_puts_the_model_on_the_gpu_when_there_is_one(monkeypatch)
 
 
 def test_the_image_cap_reaches_the_loaded_processor(tmp_path):
-    _, proc = load_model(Config().smoke(), tmp_path, "hf")
+    _, proc = load_model(loadable(Config().smoke(), tmp_path), "hf")
     assert proc.image_processor.size["longest_edge"] == 224 * 160
-    _, proc = load_model(Config(model="tiny", max_pixels=112 * 84, full_finetune=True), tmp_path, "hf")
+    _, proc = load_model(loadable(Config(model="tiny", max_pixels=112 * 84, full_finetune=True), tmp_path), "hf")
     assert proc.image_processor.size["longest_edge"] == 112 * 84
 
 
@@ -89,7 +92,7 @@ def test_a_streamed_answer_is_the_batched_one_printed_as_it_comes(tmp_path, caps
     from qeu_vlm.data import load_pools
     from qeu_vlm.generation import generate, stream_answer
 
-    model, proc = load_model(Config().smoke(), tmp_path, "hf")
+    model, proc = load_model(loadable(Config().smoke(), tmp_path), "hf")
     [conv] = convert(twin.splits["CYLNimages_test_1015"][:1], load_pools(twin_dir / "drive"), ["zero"], seed=0,
                      with_answer=False)
     word = proc.tokenizer.encode("pin")[0]

@@ -1,58 +1,55 @@
-"""The learn research (qeu_vlm.research): the profile and its report, the vision warm-up, the training options,
-the probes."""
+"""The learn research (qeu_vlm.research): the profile and its report, the ablation, the vision warm-up, the
+training options, the probes."""
 import json
 from dataclasses import replace
 from functools import partial
 
+import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from qeu_vlm.answer import Answer, format_answer
-from qeu_vlm.batching import make_collator
 from qeu_vlm.config import Config
-from qeu_vlm.conversation import with_image_list
-from qeu_vlm.model import load_model
-from qeu_vlm.training import train
-from qeu_vlm.research.hooks import extras
+from qeu_vlm.conversation import images_of
+from qeu_vlm.research.hooks import Ablated, ablate, fine_tune, optimizer_with_vision_rate, time_budget
 from qeu_vlm.research.learn import LearnSettings, learn_report, learn_run
+from qeu_vlm.tools.steps import loadable, prepare
+from qeu_vlm.training import train
 
 pytestmark = pytest.mark.slow          # trains, or runs commands end to end
 
 
-def test_train_runs_the_warm_up_inside_the_time_budget(twin, twin_dir, tmp_path):
-    from qeu_vlm.conversation import convert, shot_plan
-    from qeu_vlm.data import load_pools
+@pytest.fixture
+def prepared(twin_dir, tmp_path):
+    """A smoke run on the test twin, its conversations zero-shot."""
+    cfg = replace(Config(run_dir=str(tmp_path), data=str(twin_dir / "dataset"), pools=str(twin_dir / "drive"),
+                         one_shot_first=0).smoke(), n_eval=4, eval_steps=0, save_steps=1000)
+    return cfg, prepare(cfg)
 
-    recs = twin.splits["CYLNimages_train_1015"][:8]
-    convs = convert(recs, load_pools(twin_dir / "drive"), shot_plan(8, one_shot_first=0), seed=0)
-    cfg = replace(Config().smoke(), max_steps=50, eval_steps=0, save_steps=1000)
-    train(
-        cfg, convs, [], tmp_path, extras=partial(extras, cfg, LearnSettings(vision_warmup_steps=5, time_budget_s=3600))
-    )
-    warm = json.loads((tmp_path / "vision_warmup.json").read_text())
-    stats = json.loads((tmp_path / "train_stats.json").read_text())
-    assert warm["log"][-1]["step"] == 5 and stats["vision_warmup_s"] == warm["seconds"]
-    assert stats["steps"] == 50
+
+def test_train_runs_the_warm_up_inside_the_time_budget(prepared):
+    cfg, p = prepared
+    cfg = replace(cfg, max_steps=50)
+    fine_tune(cfg, LearnSettings(vision_warmup_steps=5, time_budget_s=3600), p)
+    warm = json.loads((p.run / "vision_warmup.json").read_text())
+    stats = json.loads((p.run / "train_stats.json").read_text())
+    assert warm["log"][-1]["step"] == 5 and warm["seconds"] > 0 and stats["steps"] == 50
+    assert (p.run / "plan.txt").read_text().startswith(f"token budget: {len(p.train_convs)} samples")
 
 
 def test_time_budget_stops_training_and_stats_are_written(setup, tmp_path):
     cfg, _, _, convs = setup
-    cfg = replace(cfg, max_steps=50, eval_steps=0, save_steps=1000, loss_on="final")
-    train(cfg, convs[:8], [], tmp_path, extras=partial(extras, cfg, LearnSettings(vision_warmup_steps=0,
-                                                                                   time_budget_s=0.01)))
+    cfg = replace(loadable(cfg, tmp_path), max_steps=50, eval_steps=0, save_steps=1000, loss_on="final")
+    train(cfg, convs[:8], [], tmp_path, callbacks=[time_budget(0.01)])
     stats = json.loads((tmp_path / "train_stats.json").read_text())
     assert stats["steps"] < 50 and stats["device"] == "cpu" and stats["tokens_per_sample"] > 100
-    assert (tmp_path / "plan.txt").read_text().startswith("token budget: 8 samples")
 
 
 def test_vision_learning_rate_gives_the_tower_its_own_scheduled_rate(setup, tmp_path):
     from transformers import TrainerCallback
 
     cfg, _, _, convs = setup
-    cfg = replace(cfg, max_steps=3, eval_steps=0, save_steps=1000, loss_on="final", learning_rate=1e-3,
-                  lr_schedule="linear", warmup_steps=0)
-    lab = LearnSettings(vision_warmup_steps=0, time_budget_s=None, vision_learning_rate=4e-3)
+    cfg = replace(loadable(cfg, tmp_path), max_steps=3, eval_steps=0, save_steps=1000, loss_on="final",
+                  learning_rate=1e-3, lr_schedule="linear", warmup_steps=0)
     seen = []
 
     class Rates(TrainerCallback):
@@ -60,16 +57,31 @@ def test_vision_learning_rate_gives_the_tower_its_own_scheduled_rate(setup, tmp_
             names = {id(p): n for n, p in model.named_parameters()}
             seen.append({("visual" in names[id(g["params"][0])], g["lr"]) for g in optimizer.param_groups})
 
-    t = train(cfg, convs[:8], [], tmp_path, callbacks=[Rates()], extras=partial(extras, cfg, lab))
+    t = train(cfg, convs[:8], [], tmp_path, callbacks=[Rates()],
+              optimizer=partial(optimizer_with_vision_rate, vision_lr=4e-3))
     assert seen[0] == {(True, 4e-3), (False, 1e-3)}                    # each group at its own peak
     assert {v for v, _ in seen[1]} == {True, False} and {r for _, r in seen[1]} == {4e-3 * 2 / 3, 1e-3 * 2 / 3}
     grouped = sum(len(g["params"]) for g in t.optimizer.param_groups)
     assert grouped == sum(1 for p in t.model.parameters() if p.requires_grad)   # every weight, once
 
 
+def test_ablations_remove_or_replace_the_test_image(prepared):
+    cfg, p = prepared
+    ablated = Ablated.of(replace(p, cfg=replace(cfg, image_size=(224, 154))), "reference-as-test")
+    for conv in (ablated.train_convs[0], ablated.infer["zero"][0]):           # training and inspection alike
+        ref, test = images_of(conv)
+        assert ref.size == (224, 154) and np.array_equal(np.asarray(ref), np.asarray(test))   # no defect left
+    plain = p.train_convs[0]
+    assert ablated.train_convs[0]["messages"][-1] == plain["messages"][-1]    # the answer stays the record's
+    assert len(images_of(ablate(plain, "no-reference"))) == 1 and len(images_of(plain)) == 2   # the input untouched
+    with pytest.raises(ValueError, match="unknown ablation 'blank'"):
+        ablate(plain, "blank")
+
+
 def test_learn_model_has_balanced_modalities(tmp_path):
-    from qeu_vlm.offline.tiny_model import build_tiny_vlm, load_tiny_vlm
     from PIL import Image
+
+    from qeu_vlm.offline.tiny_model import build_tiny_vlm, load_tiny_vlm
 
     build_tiny_vlm(tmp_path, size="learn", max_pixels=224 * 168)
     model, proc = load_tiny_vlm(tmp_path)
@@ -141,7 +153,7 @@ def test_learn_command_writes_the_side_by_side_report(tmp_path):
     # the vision warm-up ends on its criterion or its cap (10 here: too few steps for 0.98 on 80 records)
     warm = json.loads((out / "vision_warmup.json").read_text())
     assert warm["log"][-1]["step"] == warm["steps"] <= 10 and f"| learn | {warm['steps']} (" in text
-    assert stats["vision_warmup_s"] > 0 and "| warm-up s |" in text
+    assert f"| {warm['seconds']} | {stats['steps']} |" in text and "| warm-up s |" in text
     saved = json.loads((out / "config.json").read_text())
     assert saved["dst_fraction"] == 1.0 and saved["twin_look"] == "rendered" and "rendered twin" in text
 

@@ -10,15 +10,15 @@ from qeu_vlm.data import load_pools
 from qeu_vlm.backend import BackendError, choose
 from qeu_vlm.batching import LossMask, TrainingError, make_collator, preflight
 from qeu_vlm.model import load_model
-from qeu_vlm.presets import get_preset
 from qeu_vlm.offline.random_models import family_tokenizer
+from qeu_vlm.tools.steps import loadable
 from qeu_vlm.training import train
 
 
 @pytest.fixture(scope="module")
 def loaded(twin, twin_dir, tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    model, proc = load_model(Config().smoke(), run, "hf")
+    model, proc = load_model(loadable(Config().smoke(), run), "hf")
     pools = load_pools(twin_dir / "drive")
     recs = twin.splits["CYLNimages_train_1015"][:12]
     convs = convert(recs, pools, shot_plan(12, one_shot_first=4), seed=0)
@@ -28,7 +28,7 @@ def loaded(twin, twin_dir, tmp_path_factory):
 @pytest.fixture
 def setup(loaded):
     """A fresh smoke config for each test (tests change it), with the model and conversations loaded once."""
-    return (Config().smoke(), *loaded)
+    return (loadable(Config().smoke(), loaded[0]), *loaded)
 
 
 def _supervised_text(cfg, model, proc, sample, mode):
@@ -85,8 +85,6 @@ def test_backend_choice():
             choose("unsloth")
     with pytest.raises(BackendError, match="unknown backend 'fast'"):
         choose("fast")
-    with pytest.raises(KeyError, match="known presets: qwen2.5-vl-3b"):
-        get_preset("gpt-vision")
 
 
 def _weights(run):

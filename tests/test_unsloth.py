@@ -36,8 +36,8 @@ def unsloth_seam():
 @pytest.fixture(scope="module")
 def tiny(unsloth_seam, twin, twin_dir, tmp_path_factory):
     run = tmp_path_factory.mktemp("unsloth")
-    cfg = Config().smoke()
-    model, proc = load_model(cfg, run, "hf")
+    cfg = loadable(Config().smoke(), run)
+    model, proc = load_model(cfg, "hf")
     recs = twin.splits["CYLNimages_train_1015"][:8]
     convs = convert(recs, load_pools(twin_dir / "drive"), shot_plan(8, one_shot_first=3), seed=0)
     return cfg, run, model, proc, convs
@@ -96,7 +96,7 @@ def test_unsloths_trainer_trains_evaluates_saves_and_the_adapter_reloads_and_ans
     assert (tmp_path / "adapter" / "adapter_config.json").exists()
     assert (tmp_path / "checkpoints" / "checkpoint-4").exists()
 
-    model, proc = load_model(cfg, tmp_path, "unsloth", adapter=tmp_path / "adapter")
+    model, proc = load_model(cfg, "unsloth", adapter=tmp_path / "adapter")
     trained = {k: v for k, v in trainer.model.state_dict().items() if "lora_" in k}
     reloaded = {k: v for k, v in model.state_dict().items() if "lora_" in k}
     assert trained and trained.keys() == reloaded.keys()

@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 from qeu_vlm.answer import Answer, format_answer
-from qeu_vlm.batching import judgement_first, make_collator
+from qeu_vlm.batching import make_collator
 from qeu_vlm.conversation import with_image_list
-from qeu_vlm.tools.vision_warmup import WarmupError, judgement_examples, vision_tower, warm_up_vision
+from qeu_vlm.tools.vision_warmup import WarmupError, judgement_examples, judgement_first, vision_tower, warm_up_vision
 
 
 def _conv(image, judgement):
@@ -79,22 +79,25 @@ def test_the_warm_up_ends_on_its_criterion_or_at_its_step_cap(smoke_model):
 
 
 def test_judgement_first_curriculum_cuts_the_final_answer_before_its_mode(setup):
-
     cfg, model, proc, convs = setup
     cfg.loss_on = "assistant"
     mask = make_collator(cfg, model, proc, "hf")
     one = with_image_list(convs[0])
     answer, star = one["messages"][-1]["content"][0]["text"], one["messages"][1]["content"][0]["text"]
-    callback = judgement_first(mask, steps=3)
-    b = mask([one])
-    early = proc.tokenizer.decode(b["input_ids"][0][b["labels"][0] != -100])
+    whole = star + "<|im_end|>" + answer + "<|im_end|>"
+
+    def supervised(collator):
+        b = collator([one])
+        return proc.tokenizer.decode(b["input_ids"][0][b["labels"][0] != -100])
+
+    curriculum = judgement_first(mask, steps=3)       # the trainer's collator and one of its callbacks
+    assert supervised(curriculum) == whole            # off until training begins (the length pre-flight sees all)
+    curriculum.on_train_begin(None, SimpleNamespace(global_step=0), None)
+    early = supervised(curriculum)
     judgement_line = answer[:answer.index("- defect mode")]
     assert early.startswith(star + "<|im_end|>" + judgement_line) and "defect mode->" not in early
     assert len(early) <= len(star + "<|im_end|>" + judgement_line) + 2      # at most the "- " of the next line
-    callback.on_step_begin(None, SimpleNamespace(global_step=2), None)
-    assert mask.cut is not None
-    callback.on_step_begin(None, SimpleNamespace(global_step=3), None)
-    b = mask([one])
-    assert (
-        proc.tokenizer.decode(b["input_ids"][0][b["labels"][0] != -100]) == star + "<|im_end|>" + answer + "<|im_end|>"
-    )
+    curriculum.on_step_begin(None, SimpleNamespace(global_step=2), None)
+    assert supervised(curriculum) == early
+    curriculum.on_step_begin(None, SimpleNamespace(global_step=3), None)
+    assert supervised(curriculum) == whole and supervised(mask) == whole

@@ -80,22 +80,9 @@ def _image_processor(max_pixels: int, image_mean=None, image_std=None, patch_siz
     return _image_processor_class()(min_pixels=side * side, max_pixels=max_pixels, patch_size=patch_size, **stats)
 
 
-def image_only_processor_class():
-    """Qwen2.5-VL's processor without the video slot (transformers derives slots from ``__init__``)."""
-    from transformers import Qwen2_5_VLProcessor
-    from transformers.processing_utils import ProcessorMixin
-
-    class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
-        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-            self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
-            self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
-            self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
-            ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
-
-    return ImageOnlyQwen2_5_VLProcessor
-
-
 def build_processor(max_pixels: int = 224 * 160, image_mean=None, image_std=None, patch_size: int = 14):
+    from ..model import image_only_processor_class
+
     return image_only_processor_class()(image_processor=_image_processor(max_pixels, image_mean, image_std, patch_size),
                                         tokenizer=build_tokenizer(),
                                         chat_template=QWEN_VL_CHAT_TEMPLATE)
@@ -194,17 +181,10 @@ def build_tiny_vlm(out: str | Path, seed: int = 0, max_pixels: int = 224 * 160, 
     return out
 
 
-def load_processor(path: str | Path):
-    """The offline image-only processor saved beside a model (the tiny one, or a benchmark's random one)."""
-    from transformers import AutoTokenizer
-
-    ip = _image_processor_class().from_pretrained(path)
-    return image_only_processor_class()(image_processor=ip, tokenizer=AutoTokenizer.from_pretrained(path),
-                                        chat_template=QWEN_VL_CHAT_TEMPLATE)
-
-
 def load_tiny_vlm(path: str | Path):
     """Reload a saved tiny model and its processor (image-only), offline."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    return Qwen2_5_VLForConditionalGeneration.from_pretrained(path), load_processor(path)
+    from ..model import load_processor
+
+    return Qwen2_5_VLForConditionalGeneration.from_pretrained(path), load_processor(str(path))

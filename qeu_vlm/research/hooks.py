@@ -1,14 +1,53 @@
-"""Training options of the learn profile (a from-scratch model on CPU), handed to ``training.train`` as its
-``extras`` hook: ``extras(cfg, lab, ...)`` turns the ``LearnSettings`` into trainer callbacks, an optimizer and the
-vision warm-up.
+"""What the learn profile (a from-scratch model on CPU) adds to a plain fine-tune, in its own code: the ablation of
+its conversations, a clock cap and a learning rate of the vision tower's own (the trainer's callback and optimizer),
+and ``fine_tune``, which composes them with the core's calls and the main job's curriculum
+(``qeu_vlm.tools.vision_warmup``).
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
 
-from ..batching import TrainingError, judgement_first
+from ..batching import TrainingError
+from ..tools.steps import Prepared
+
+ABLATIONS = ("reference-as-test", "no-reference")
+
+
+def ablate(conv: dict, ablation: str) -> dict:
+    """A conversation whose inspection turn holds no defect information: ``"reference-as-test"`` replaces the test
+    image by its reference (the answer stays the record's); ``"no-reference"`` leaves the test image alone (a
+    diagnostic of how much the reference costs a small model)."""
+    if ablation not in ABLATIONS:
+        raise ValueError(f"unknown ablation {ablation!r} (known: {', '.join(ABLATIONS)})")
+    msgs = [dict(m, content=list(m["content"])) for m in conv["messages"]]
+    content = [m for m in msgs if m["role"] == "user"][-1]["content"]
+    images = [j for j, c in enumerate(content) if c["type"] == "image"]
+    if len(images) != 2:
+        raise ValueError(f"an ablation needs a reference and a test image in the inspection turn, not {len(images)} "
+                         "(a composite conversation has one)")
+    ref, test = images
+    if ablation == "reference-as-test":
+        content[test] = {"type": "image", "image": content[ref]["image"].copy()}
+    else:
+        del content[ref]
+    return dict(conv, messages=msgs)
+
+
+@dataclass
+class Ablated(Prepared):
+    """A run's conversations, training, eval and inspection alike, with one ablation applied (``ablate``)."""
+
+    ablation: str = "reference-as-test"
+
+    @classmethod
+    def of(cls, p: Prepared, ablation: str) -> "Ablated":
+        return cls(**{f.name: getattr(p, f.name) for f in fields(Prepared)}, ablation=ablation)
+
+    def convert(self, records, shots: list, seed: int, **kw) -> list:
+        return [ablate(c, self.ablation) for c in super().convert(records, shots, seed, **kw)]
 
 
 def time_budget(seconds: float):
@@ -44,16 +83,26 @@ def optimizer_with_vision_rate(trainer, vision_lr: float):
                 for (v, d), ps in groups.items()], **kwargs)
 
 
-def extras(cfg, lab, model, processor, collator, train_convs: list, run: Path, resumed: bool) -> dict:
-    """``{"callbacks": [...], "optimizer": fn(trainer) or None, "warmup": stats or None}`` for the options set.
+def fine_tune(cfg, lab, prepared: Prepared, train_convs: list | None = None, resume: bool = True, callbacks=()):
+    """Train with the profile's options (``LearnSettings``): the vision warm-up before the trainer starts, its
+    seconds taken off the clock cap (it is part of the run's CPU budget; a resumed run skips it, its checkpoint
+    already holds the warmed-up tower), the judgement-first curriculum, the tower's own rate. Returns the trainer."""
+    from .. import backend as backends
+    from ..batching import make_collator
+    from ..training import last_checkpoint, train
+    from ..tools.steps import load_step, plot_step, preflight_step
+    from ..tools.vision_warmup import judgement_first, warm_up_vision
 
-    The vision warm-up runs here, before the trainer exists, and its seconds come off the time budget: it is part
-    of the run's CPU budget. A resumed run skips it (its checkpoint already holds the warmed-up tower).
-    """
-    budget, warm, callbacks = lab.time_budget_s, None, []
-    if lab.vision_warmup_steps and not resumed:
-        from ..tools.vision_warmup import warm_up_vision
-
+    backend = backends.choose(cfg.backend)
+    run, train_convs = prepared.run, prepared.train_convs if train_convs is None else train_convs
+    model, processor = load_step(cfg, run, backend)
+    collator, callbacks = make_collator(cfg, model, processor, backend), list(callbacks)
+    if lab.judgement_first_steps:
+        collator = judgement_first(collator, lab.judgement_first_steps)
+        callbacks.append(collator)
+    lengths = preflight_step(cfg, prepared, collator, backend, train_convs)
+    budget = lab.time_budget_s
+    if lab.vision_warmup_steps and not (resume and last_checkpoint(run)):
         warm = warm_up_vision(model, processor, train_convs, lab.vision_warmup_steps, cfg.learning_rate,
                               cfg.batch_size or 8, cfg.seed, until=lab.vision_warmup_until)
         (Path(run) / "vision_warmup.json").write_text(json.dumps(warm, indent=1))
@@ -61,9 +110,10 @@ def extras(cfg, lab, model, processor, collator, train_convs: list, run: Path, r
             budget = max(1.0, budget - warm["seconds"])
     if budget:
         callbacks.append(time_budget(budget))
-    if lab.judgement_first_steps:
-        callbacks.append(judgement_first(collator, lab.judgement_first_steps))
     optimizer = None
     if lab.vision_learning_rate is not None:
         optimizer = partial(optimizer_with_vision_rate, vision_lr=lab.vision_learning_rate)
-    return {"callbacks": callbacks, "optimizer": optimizer, "warmup": warm}
+    trainer = train(cfg, train_convs, prepared.eval_convs, run, resume=resume, callbacks=callbacks, model=model,
+                    processor=processor, collator=collator, lengths=lengths, optimizer=optimizer)
+    plot_step(run)
+    return trainer

@@ -5,8 +5,8 @@ the story). ``python -m qeu_vlm learn`` runs it.
 
 The profile is a number of steps, not a clock, so a seed gives the same model on a fast machine or a slow one (a
 slow one takes longer): the vision warm-up until its head's training accuracy over 50 steps reaches 0.98 (at most
-800 steps), then 750 fine-tuning steps, about 10 minutes of a 2-core CPU (``profile_steps``). ``learn_run(...)``
-gives its settings:
+800 steps), then 750 fine-tuning steps, about 10 minutes of a 2-core CPU (``profile_steps``). The recipe is
+``recipes/learn.py``; ``learn_run(...)`` gives its settings:
 
 >>> cfg, lab = learn_run("runs/learn")
 >>> cfg.max_steps, cfg.twin_look, lab.vision_warmup_until, lab.vision_warmup_steps, lab.time_budget_s
@@ -17,56 +17,33 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass, field, fields, replace
-from functools import partial
+from dataclasses import fields, replace
 from pathlib import Path
 
 from ..config import Config
-from ..metrics import fmt_metric
-from ..tools.steps import baseline_step, inspect_step, loss_summary, prepare, train_step
-from ..twin.synth import LOOKS
+from ..metrics import fmt_metric, markdown_table
 from ..offline.tiny_model import DST_STATS
+from ..recipes.learn import CONFIG, LearnSettings
+from ..tools.steps import balanced_train_convs, baseline_step, inspect_step, loss_summary, prepare
+from ..twin.synth import LOOKS
+
+__all__ = ["LearnSettings", "learn_run", "learn_model", "train_learn", "run_learn", "learn_report", "profile_steps"]
 
 
 def profile_steps(minutes: float) -> int:
     """Fine-tuning steps that fit ``minutes`` of the 2-core CPU: 1.5 steps/s (the slower of the idle speeds
     measured, benchmarks/RESULTS.md §5) after up to 100 s of vision warm-up.
 
-    >>> profile_steps(10), profile_steps(30)
-    (750, 2550)
+    >>> profile_steps(10), profile_steps(30), profile_steps(10) == CONFIG["max_steps"]
+    (750, 2550, True)
     """
     return max(1, round(1.5 * (minutes * 60 - 100)))
 
 
-STEPS_10_MIN = profile_steps(10)
-
-
-@dataclass
-class LearnSettings:
-    """The settings only the learn profile and its probes use, beside the run's ``Config``."""
-
-    tiny_size: str = "learn"            # tiny_model.SIZES: "learn" (~4M params) or "smoke" (205K)
-    tiny_overrides: dict = field(default_factory=dict)   # tiny_config arguments, e.g. {"rope_theta": 100.0}
-    ablation: str | None = None         # "reference-as-test": the test image replaced by its reference
-    balance_judgement: bool = False     # repeat the rarer judgement's training conversations until both are equal
-    judgement_first_steps: int = 0      # curriculum: the first N steps learn the answer only up to its judgement
-    vision_warmup_steps: int = 800      # the tower first learns the judgement alone (qeu_vlm.tools.vision_warmup),
-    vision_warmup_until: float | None = 0.98   # ... until its head's accuracy over 50 steps reaches this (or the cap)
-    vision_learning_rate: float | None = None  # the tower's and merger's own peak rate; None: the run's
-    time_budget_s: float | None = None  # a clock cap on training (seconds); None: the steps decide
-
-
 def learn_run(run_dir, seed: int = 0, **changes) -> tuple[Config, LearnSettings]:
-    """The profile's ``(Config, LearnSettings)``: rendered-twin DST records at 224x154 (48 image tokens each),
-    zero-shot, short prompts, all weights trained; 240 held-out records inspected. ``changes`` go to whichever of
-    the two has the field (``tiny_overrides`` are added to the profile's own)."""
-    cfg = Config(run_dir=str(run_dir), seed=seed, model="tiny", backend="hf", full_finetune=True, dst_fraction=1.0,
-                 twin_look="rendered", n_train=5000, n_test=240, n_inspect=240, n_eval=64, one_shot_first=0,
-                 inspect_shots=("zero",),
-                 image_size=(224, 154), max_pixels=224 * 168, max_length=512, prompt_set="short", batch_size=8,
-                 grad_accum=1, learning_rate=1e-3, lr_schedule="cosine", warmup_steps=50, max_steps=STEPS_10_MIN,
-                 gradient_checkpointing=False, eval_steps=200, save_steps=400, logging_steps=20, max_new_tokens=64,
-                 inspect_batch_size=16)
+    """The profile's ``(Config, LearnSettings)`` from its recipe (``recipes/learn.py``). ``changes`` go to whichever
+    of the two has the field (``tiny_overrides`` are added to the profile's own)."""
+    cfg = Config(run_dir=str(run_dir), seed=seed, **CONFIG)
     mine = {f.name for f in fields(LearnSettings)}
     cfg = replace(cfg, **{k: v for k, v in changes.items() if k not in mine})
     lab = LearnSettings(tiny_overrides=dict(DST_STATS[cfg.twin_look]))
@@ -85,13 +62,23 @@ def learn_model(cfg: Config, lab: LearnSettings) -> Config:
     return replace(cfg, model=str(path))
 
 
-def train_learn(cfg: Config, lab: LearnSettings, prepared=None):
-    """Train with the profile's options (warm-up, budget, curriculum, tower rate); ``(cfg, prepared, trainer)``."""
-    from .hooks import extras
+def learn_prepared(cfg: Config, lab: LearnSettings):
+    """The run's data and conversations, ablated when the settings say so (``hooks.Ablated``)."""
+    from .hooks import Ablated
+
+    p = prepare(cfg)
+    return Ablated.of(p, lab.ablation) if lab.ablation else p
+
+
+def train_learn(cfg: Config, lab: LearnSettings, prepared=None, resume: bool = True, callbacks=()):
+    """Train with the profile's options (balance, warm-up, budget, curriculum, tower rate; ``hooks.fine_tune``);
+    ``(cfg, prepared, trainer)``."""
+    from .hooks import fine_tune
 
     cfg = learn_model(cfg, lab)
-    prepared = prepared or prepare(cfg, ablation=lab.ablation, balance_judgement=lab.balance_judgement)
-    return cfg, prepared, train_step(cfg, prepared, extras=partial(extras, cfg, lab))
+    prepared = prepared or learn_prepared(cfg, lab)
+    train_convs = balanced_train_convs(prepared) if lab.balance_judgement else prepared.train_convs
+    return cfg, prepared, fine_tune(cfg, lab, prepared, train_convs, resume, callbacks)
 
 
 def run_learn(cfg: Config, lab: LearnSettings, ablation: bool = True, baseline: bool = True) -> dict:
@@ -145,25 +132,21 @@ def _ablation_verdict(learn: float, ablation: float, learned: bool) -> str:
 def learn_report(m: dict) -> str:
     cols = ("format_valid", "judgement_balanced_accuracy", "mode_accuracy", "position_exact", "within_one_pin",
             "distinct_positions")
+    rows = []
+    for name in ("learn", "ablation"):
+        if name in m:
+            r, w = m[name], m[name].get("warmup")
+            rows.append([name, f"{w['steps']} ({fmt_metric(w['accuracy'])})" if w else "-", w["seconds"] if w else "-",
+                         r["train"]["steps"], r["train"]["runtime_s"], fmt_metric(r["loss"]["last_train_loss"]),
+                         *(fmt_metric(r["scores"][k]) for k in cols)])
+    if "baseline" in m:
+        rows.append(["classic baseline", "-", "-", "-", "-", "-", *(fmt_metric(m["baseline"][k]) for k in cols)])
     lines = ["# qeu_vlm learn profile: a from-scratch tiny VLM on CPU", "",
              f"{m['learn']['test_records']} held-out DST records of the {m.get('look', 'schematic')} twin inspected "
              f"zero-shot; {m['seconds']} s in all.", "",
-             "| run | warm-up steps (head acc.) | warm-up s | steps | train s | last train loss | "
-             + " | ".join(cols) + " |",
-             "|---|---|---|---|---|---|" + "---|" * len(cols)]
-    for name in ("learn", "ablation"):
-        if name in m:
-            r = m[name]
-            w = r.get("warmup")
-            warm = f"{w['steps']} ({fmt_metric(w['accuracy'])})" if w else "-"
-            lines.append(f"| {name} | {warm} | {r['train'].get('vision_warmup_s', '-')} | {r['train']['steps']} | "
-                         f"{r['train']['runtime_s']} | "
-                         f"{fmt_metric(r['loss']['last_train_loss'])} | "
-                         + " | ".join(fmt_metric(r["scores"][k]) for k in cols) + " |")
-    if "baseline" in m:
-        lines.append("| classic baseline | - | - | - | - | - | "
-                     + " | ".join(fmt_metric(m["baseline"][k]) for k in cols) + " |")
-    lines += ["", "Targets:"]
+             markdown_table(["run", "warm-up steps (head acc.)", "warm-up s", "steps", "train s", "last train loss",
+                             *cols], rows),
+             "", "Targets:"]
     for k, (op, t) in LEARN_TARGETS.items():
         v = m["learn"]["scores"][k]
         lines.append(f"- learn {k} {op} {t}: {fmt_metric(v)} ({'met' if _meets(v, op, t) else 'NOT met'})")

@@ -16,7 +16,6 @@ import ast
 import json
 import time
 from collections import Counter
-from functools import partial
 from pathlib import Path
 
 
@@ -27,10 +26,7 @@ def main(argv=None):
     from ..answer import answer_for
     from ..generation import predict
     from ..metrics import score_rows
-    from ..tools.steps import prepare
-    from ..training import train
-    from .hooks import extras
-    from .learn import learn_model
+    from .learn import learn_model, learn_prepared, train_learn
     from .localization import learn_config
 
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -49,7 +45,7 @@ def main(argv=None):
     cfg, lab = learn_config(run, args.twin, max_steps=args.steps, time_budget_s=None, eval_steps=0,
                             save_steps=10**6, **changes)
     cfg = learn_model(cfg, lab)
-    p = prepare(cfg, ablation=lab.ablation, balance_judgement=lab.balance_judgement)
+    p = learn_prepared(cfg, lab)
     test, convs = p.test.select(range(args.n)), p.infer["zero"][:args.n]
     truths, log = [answer_for(r) for r in test], []
 
@@ -76,8 +72,7 @@ def main(argv=None):
             (run / "probe_log.json").write_text(json.dumps({"changes": changes, "threads": args.threads,
                                                             "probes": log}, indent=1))
 
-    train(cfg, p.train_convs, p.eval_convs, run, resume=False, callbacks=[Probe()],
-          extras=partial(extras, cfg, lab))
+    train_learn(cfg, lab, p, resume=False, callbacks=[Probe()])
     return log
 
 

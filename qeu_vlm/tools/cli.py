@@ -1,4 +1,4 @@
-"""Headless commands: ``python -m qeu_vlm {demo,synth,validate,score,replay,train,plot,inspect,plan,notebooks}``.
+"""Headless commands: ``python -m qeu_vlm {main-job,synth,validate,score,replay,train,plot,inspect,plan,notebooks}``.
 
 The settings flags are made from the dataclasses that hold the settings (``Config``, ``SynthConfig``, the planner's
 ``Setting``), one flag per field, so no flag can drift from what it sets. (TRL's scripts do this with transformers'
@@ -16,11 +16,9 @@ from dataclasses import MISSING, fields, replace
 from pathlib import Path
 
 from ..config import Config
-from .planner import Setting
+from ..recipes.quick_replay import QUICK_REPLAY
 from ..twin.synth import LOOKS, SynthConfig
-
-# The smoke replay (scripts/smoke_replay.sh): every step of a run, quickly, with the smoke model on a small twin.
-SMOKE_REPLAY = dict(n_train=200, n_test=60, one_shot_first=50, max_steps=20, n_inspect=24)
+from .planner import Setting
 
 
 def _parse_as(kind):
@@ -77,9 +75,7 @@ def given(a, cls, skip=()) -> dict:
 def cmd_synth(a):
     import time
 
-    from ..twin.synth import write_twin
-
-    from ..twin.synth import SynthError
+    from ..twin.synth import SynthError, write_twin
 
     t = time.perf_counter()
     try:
@@ -111,18 +107,19 @@ def cmd_score(a):
 
 
 def replay_config(a) -> Config:
-    """The smoke replay (default) or, with ``--full``, the preset's recipe; any Config flag overrides either."""
-    cfg = Config(run_dir=a.out) if a.full else replace(Config(run_dir=a.out).smoke(), **SMOKE_REPLAY)
+    """The quick replay (default, ``recipes/quick_replay.py``) or, with ``--full``, the preset's recipe; any Config
+    flag overrides either."""
+    cfg = Config(run_dir=a.out) if a.full else replace(Config(run_dir=a.out).smoke(), **QUICK_REPLAY)
     return replace(cfg, **given(a, Config, skip=("run_dir", "smoke_mode")))
 
 
-def cmd_demo(a):
+def cmd_main_job(a):
     """The main job: a VLM trained from scratch on CPU, inspected before and after (``qeu_vlm.tools.main_job``)."""
-    from .main_job import run_demo
     from ..files import OutputFolderError
+    from .main_job import run_main_job
 
     try:
-        m = run_demo(a.out, seed=a.seed, smoke=a.smoke, look=a.look)
+        m = run_main_job(a.out, seed=a.seed, smoke=a.smoke, look=a.look)
     except OutputFolderError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -135,7 +132,7 @@ def cmd_demo(a):
 
 
 def cmd_replay(a):
-    """The smoke replay (every step, quickly, with the tiny offline model); --full: the preset's recipe."""
+    """The quick replay (every step, quickly, with the smoke model); --full: the preset's recipe."""
     from .steps import run_replay
 
     m = run_replay(replay_config(a))
@@ -192,15 +189,15 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("synth", help="write the synthetic twin")
     s.add_argument("--out", required=True)
     add_fields(s, SynthConfig)
-    d = sub.add_parser("demo", help="the main job: a VLM trained from scratch on CPU, before and after, reported")
-    d.add_argument("--out", default="runs/demo", help="the run folder (replaced whole when the run finishes)")
+    d = sub.add_parser("main-job", help="the main job: a VLM trained from scratch on CPU, before and after, reported")
+    d.add_argument("--out", default="runs/main_job", help="the run folder (replaced whole when the run finishes)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--look", choices=LOOKS, default=Config.twin_look, help="the twin's look")
-    d.add_argument("--smoke", action="store_true", help="the same steps on a few records, for a quick check")
-    r = sub.add_parser("replay", help="the smoke replay: every step of a run on the twin, quickly, with a toy model")
+    d.add_argument("--smoke", action="store_true", help="the same steps, small (Config.smoke), for a quick check")
+    r = sub.add_parser("replay", help="the quick replay: every step of a run on the twin, quickly, with a toy model")
     r.add_argument("--out", required=True, help="the run folder")
     r.add_argument("--full", action="store_true",
-                   help="the preset's full recipe (needs a GPU and the Hub) instead of the smoke replay")
+                   help="the preset's full recipe (needs a GPU and the Hub) instead of the quick replay")
     add_fields(r, Config, skip=("run_dir", "smoke_mode"))
     v = sub.add_parser("validate", help="validate a dataset source and list every problem")
     v.add_argument("source")
@@ -225,9 +222,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"demo": cmd_demo, "synth": cmd_synth, "validate": cmd_validate, "score": cmd_score, "replay": cmd_replay,
-            "train": cmd_train, "plot": cmd_plot, "inspect": cmd_inspect, "notebooks": cmd_notebooks,
-            "plan": cmd_plan}
+COMMANDS = {"main-job": cmd_main_job, "synth": cmd_synth, "validate": cmd_validate, "score": cmd_score,
+            "replay": cmd_replay, "train": cmd_train, "plot": cmd_plot, "inspect": cmd_inspect,
+            "notebooks": cmd_notebooks, "plan": cmd_plan}
 
 
 def main(argv=None) -> int:

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from ..domain import IMAGE_SIZE
+from ..families import mllama_tiles, pixtral_longest_edge
 from ..presets import PRESETS
 
 GIB = 2**30
@@ -19,9 +20,6 @@ GPUS = {"T4": 15.0, "L4": 22.0, "A100": 40.0}     # GiB usable (the cards' 16/24
 IMAGE = IMAGE_SIZE                                 # the datasets' image size (width, height)
 IMAGES = {"zero": 2, "one": 3, "composite": 1}
 QWEN_MAX_PIXELS = 28 * 28 * 1280   # Qwen-VL processors' default cap
-MLLAMA_TILE = 560                  # Llama-3.2-Vision's tile side
-MLLAMA_MAX_TILES = 4               # its processor's default, and the tile slots its vision tower is built for
-PIXTRAL_MAX_EDGE = 1024            # Pixtral-12B's default longest edge: its 2D rotary table covers 1024 / 16 patches
 CHARS_PER_TOKEN = 4.0            # English prose in the real BPE vocabularies (no real tokenizer offline to count)
 
 
@@ -88,29 +86,6 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
         beta = math.sqrt(min_pixels / (height * width))
         h, w = math.ceil(height * beta / factor) * factor, math.ceil(width * beta / factor) * factor
     return h, w
-
-
-def mllama_tiles(max_pixels: int | None) -> int:
-    """Llama-3.2-Vision's tile count for a pixel cap: whole 560x560 tiles, 1 to 4 (None: the default 4).
-
-    >>> mllama_tiles(448 * 308), mllama_tiles(2 * 560 * 560), mllama_tiles(None)
-    (1, 2, 4)
-    """
-    if max_pixels is None:
-        return MLLAMA_MAX_TILES
-    return min(MLLAMA_MAX_TILES, max(1, max_pixels // (MLLAMA_TILE * MLLAMA_TILE)))
-
-
-def pixtral_longest_edge(max_pixels: int | None, width: int = IMAGE[0], height: int = IMAGE[1]) -> int:
-    """Pixtral caps an image by its longest edge: the edge at which an image of the datasets' aspect holds
-    ``max_pixels``, at most the default 1024 (None: 1024).
-
-    >>> pixtral_longest_edge(512 * 352), pixtral_longest_edge(None)
-    (513, 1024)
-    """
-    if max_pixels is None:
-        return PIXTRAL_MAX_EDGE
-    return min(PIXTRAL_MAX_EDGE, int(math.sqrt(max_pixels * max(width, height) / min(width, height))))
 
 
 def mllama_canvas(height: int, width: int, max_tiles: int = 4, tile: int = 560) -> tuple[int, int]:

@@ -1,56 +1,14 @@
-"""The replay's report: the comparison of every scored model of a run folder, in Markdown; and the small tables
-and answer views the notebooks show (rounded, explained, never raw dicts or reprs)."""
+"""The reports: the replay's comparison of every scored model of a run folder, in Markdown; the main job's report,
+in Markdown and as one self-contained page (a jinja2 template, ``templates/``); and the small tables the notebooks
+show (rounded, explained, never raw dicts or reprs)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from ..answer import show_answer
 from ..config import Config
-from ..metrics import fmt_metric
-
-HEADLINE = ("format_valid", "judgement_balanced_accuracy", "mode_accuracy", "position_exact", "within_one_pin",
-            "exact_match", "distinct_positions")
-
-# What each headline metric means, for the notebooks and the report: a table is read by people who did not write it.
-METRIC_MEANING = {
-    "format_valid": "share of answers in the five-line format",
-    "judgement_balanced_accuracy": "mean of the recall on passed and on defective parts (0.5: a constant answer)",
-    "mode_accuracy": "defective parts only: share with the right bend direction (X-plus, X-minus, Y-plus, Y-minus)",
-    "position_exact": "defective parts only: share naming exactly the bent pin",
-    "within_one_pin": "defective parts only: share naming the bent pin or one of its neighbours",
-    "exact_match": "share of answers whose five lines are all right",
-    "distinct_positions": "how many different pins the answers named (1: the model always names the same pin)",
-}
-NA_NOTE = ("`n/a`: undefined on these records. Judgement balanced accuracy needs both passed and defective parts "
-           "among them; the mode and position metrics need a defective part.")
-
-
-def show_answer(text: str | None) -> str:
-    """A model's answer as a reader should see it: an empty, blank or one-character answer described in words
-    rather than shown as blank space or as a run of dashes that Markdown would draw as a line.
-
-    >>> show_answer("\\n" * 48), show_answer(""), show_answer("-" * 48), show_answer("- image type->CYLN_DST\\n")
-    ('(48 newlines)', '(empty)', "(48 × '-')", '- image type->CYLN_DST')
-    """
-    if not text:
-        return "(empty)"
-    if not text.strip():
-        kinds = {"\n": "newlines", " ": "spaces", "\t": "tabs"}
-        return f"({len(text)} {kinds[text[0]]})" if len(set(text)) == 1 and text[0] in kinds else \
-            f"({len(text)} whitespace characters)"
-    body = text.strip()
-    if len(set(body)) == 1 and len(body) > 3:
-        return f"({len(body)} × {body[0]!r})"
-    return body
-
-
-def markdown_table(header, rows) -> str:
-    """A Markdown table; cells are text, with ``|`` escaped so no value can break the table."""
-    def cell(v):
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows])
+from ..metrics import HEADLINE, METRIC_MEANING, NA_NOTE, fmt_metric, markdown_table
 
 
 def comparison_table(run, explain: bool = True) -> str:
@@ -118,7 +76,7 @@ def report(m: dict, cfg: Config) -> str:
         "",
         metric_glossary(),
         "",
-        "`baseline` is the classic non-VLM inspector (`qeu_vlm.tools.baseline`: DST blob / RAW aligned difference, "
+        "`baseline` is the classic non-VLM inspector (`qeu_vlm.tools.baseline`: each pin compared with its neighbours, "
         "fitted on the training split): the bar a fine-tuned VLM must clear. By image type: "
         + "; ".join(
             f"{t}: judgement {fmt_metric(s['judgement_accuracy'])}, position {fmt_metric(s['position_exact'])}"
@@ -174,42 +132,70 @@ def smoke_notice(cfg: Config) -> str:
             f"measuring works, not how well a VLM inspects. `SMOKE = False` on a GPU runs the real thing.\n\n")
 
 
-# -- the self-contained HTML page: every value escaped, every figure embedded, so it opens anywhere -------------
-_CSS = """body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
-th{background:#f2f2f2}pre{background:#f7f7f7;border:1px solid #ddd;padding:.5em;white-space:pre-wrap;margin:.3em 0}
-img{max-width:100%}.examples{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:1em}
-.met{color:#17702b;font-weight:600}.missed{color:#b00020;font-weight:600}h1{font-size:1.5em}"""
+# -- the main job's report: Markdown, and one self-contained page ---------------------------------------------
+def _score_rows(m: dict) -> list[list]:
+    return [[who, *(fmt_metric(m[key].get(k)) for k in HEADLINE)]
+            for who, key in (("before training", "before"), ("after training", "after"),
+                             ("classic baseline", "baseline"))]
 
 
-def html_escape(value) -> str:
-    import html
-
-    return html.escape(str(value), quote=True)
-
-
-def html_table(header, rows) -> str:
-    """An HTML table; every cell escaped, so no value (an answer, a path) can become markup."""
-    head = "".join(f"<th>{html_escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html_escape(v)}</td>" for v in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def _target_lines(m: dict) -> list[str]:
+    return [f"{k} >= {t['at_least']}: {fmt_metric(t['value'])} ({'met' if t['met'] else 'NOT met'})"
+            for k, t in m["targets"].items()]
 
 
-def html_image(path, alt: str) -> str:
-    """A PNG embedded as a data URI: the page needs no file beside it."""
+def _summary(m: dict) -> str:
+    w = m["vision_warmup"]
+    return (f"A {m['model']} model ({m['parameters'] / 1e6:.1f}M parameters) trained on "
+            f"{m['train_conversations']} conversations of the {m['settings'].get('twin_look', 'schematic')} synthetic "
+            f"twin's DST images: a vision warm-up of "
+            f"{w['steps']} steps (ended by {'its criterion' if w['stopped'] == 'criterion' else 'its step cap'}, "
+            f"head accuracy {w['accuracy']}), then {m['fine_tuning_steps']} fine-tuning steps. Scored zero-shot on "
+            f"{m['test_records']} held-out test records ({m['test_passed']} passed, "
+            f"{m['test_records'] - m['test_passed']} defective), {m['seconds']:.0f} s in all.")
+
+
+def main_job_md(m: dict) -> str:
+    """The main job's report as Markdown (``report.html`` is the same with its figures)."""
+    lines = ["# qeu_vlm main job: a VLM learns to inspect", "", _summary(m), "",
+             markdown_table(["model", *HEADLINE], _score_rows(m)), "", "Targets (after training):", "",
+             *[f"- {line}" for line in _target_lines(m)], "",
+             markdown_table(["stage", "seconds"], list(m["stages_s"].items())), "",
+             f"Run {m['date']}, commit {m['commit']}, {m['device']}, seed {m['seed']}.", "",
+             "Examples (raw answers as the model wrote them):", ""]
+    for e in m["examples"]:
+        lines += [f"- record {e['record']} ({e['group']}), true position {e['truth']['position']}:", "",
+                  "  ```text", *["  " + x for x in show_answer(e["after"]).splitlines()], "  ```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main_job_html(m: dict, run: Path) -> str:
+    """The main job's report as one self-contained page (``templates/main_job.html``): figures embedded from the run
+    folder, every answer escaped."""
+    dist = sorted(m["answer_distribution_after"].items(), key=lambda kv: -kv[1])
+    return render_page(
+        "main_job.html", run, title="qeu_vlm main job: a VLM learns to inspect", summary=_summary(m),
+        headline=[k.replace("_", " ") for k in HEADLINE], scores=_score_rows(m),
+        targets=[(line, t["met"]) for line, t in zip(_target_lines(m), m["targets"].values())],
+        meaning=list(METRIC_MEANING.items()),
+        positions=", ".join(f"{'no readable pin' if k in (None, 'None', 'null') else k}: {v}" for k, v in dist),
+        judgement_first_steps=m["settings"]["recipe"]["judgement_first_steps"],
+        warmup=[[e["step"], e["loss"], e["accuracy"]] for e in m["vision_warmup"]["log"]], examples=m["examples"],
+        ran=[["date", m["date"]], ["commit", m["commit"]], ["device", m["device"]], ["seed", m["seed"]],
+             ["model", f"{m['model']}, {m['parameters']:,} parameters"],
+             *[[k, json.dumps(v) if isinstance(v, dict) else v] for k, v in m["settings"].items()]],
+        stages=list(m["stages_s"].items()) + [["all", m["seconds"]]])
+
+
+def render_page(template: str, run: Path, **context) -> str:
+    """A page of ``templates/`` rendered with jinja2, autoescaped; ``figure(PATH, ALT)`` embeds the run folder's
+    PNG at PATH as a data URI, and the ``answer`` filter shows a model's raw answer (``show_answer``)."""
     import base64
 
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img alt="{html_escape(alt)}" src="data:image/png;base64,{data}">'
+    import jinja2
 
-
-def html_answer(text: str | None) -> str:
-    """A model's raw answer as it was, in a preformatted block (``show_answer`` names an empty one)."""
-    return f"<pre>{html_escape(show_answer(text))}</pre>"
-
-
-def html_page(title: str, parts: list[str]) -> str:
-    """The page around HTML ``parts`` (made with the helpers above, or escaped text in tags)."""
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html_escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body><h1>{html_escape(title)}</h1>\n" + "\n".join(parts)
-            + "\n</body></html>\n")
+    env = jinja2.Environment(loader=jinja2.PackageLoader("qeu_vlm.tools", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["base64"] = lambda path: base64.b64encode((Path(run) / path).read_bytes()).decode()
+    env.filters["answer"] = show_answer
+    return env.get_template(template).render(**context)

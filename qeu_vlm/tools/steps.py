@@ -1,5 +1,6 @@
 """The steps of a run, each reading and writing one run folder: data -> conversations (``prepare``), train, plot,
-inspect, the classic baseline; and the replay, which runs them all and writes the report.
+inspect, the classic baseline; and the replay, which runs them all and writes the report. Each composes the core's
+calls (``load_model``, ``make_collator``, ``preflight``, ``train``, ``predict``) for one run folder.
 
 A notebook or a command runs one step; each finds what earlier steps wrote in the run folder (``config.json``,
 the twin, ``adapter/``, ``log_history.json``), so any step runs alone in a fresh process.
@@ -9,25 +10,27 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from huggingface_hub.utils import tqdm   # huggingface_hub's switch turns it off
 
 from .. import backend as backends
 from ..answer import answer_for, format_answer
+from ..batching import make_collator, preflight
 from ..config import Config
-from ..conversation import balance_judgements, convert, shot_plan
+from ..conversation import convert, shot_plan, with_image_list
 from ..data import DataError, load_pools, load_records
 from ..domain import PASSED, parse_bbox
 from ..generation import predict
 from ..metrics import score_rows
-from ..plots import evaluation_plots, example_figure, learning_curves, sample_sheet
-from ..twin.synth import SynthConfig, Twin, write_twin
 from ..model import load_model
-from .report import report
+from ..plots import evaluation_plots, example_figure, learning_curves, sample_sheet
 from ..training import train
+from ..twin.synth import SynthConfig, Twin, write_twin
+from .planner import memory_check
+from .report import report
 
 SPLITS = ("CYLNimages_train_1015", "CYLNimages_test_1015")
 
@@ -85,16 +88,16 @@ class Prepared:
     train_records: object        # datasets.Dataset
     test_records: object
     pools: object
-    ablation: str | None = None
-    balance_judgement: bool = False
 
-    def _how(self) -> dict:
-        return dict(prompt_set=self.cfg.prompt_set, size=self.cfg.image_size, ablation=self.ablation)
+    def convert(self, records, shots: list, seed: int, **kw) -> list:
+        """Records -> conversations, as every step of the run makes them (``conversation.convert``)."""
+        return convert(records, self.pools, shots, seed=seed, prompt_set=self.cfg.prompt_set,
+                       size=self.cfg.image_size, **kw)
 
     @cached_property
     def _convs(self) -> list:
         shots = shot_plan(len(self.train_records), one_shot_first=min(self.cfg.one_shot_first, len(self.train_records)))
-        return convert(self.train_records, self.pools, shots, seed=self.cfg.seed, progress=True, **self._how())
+        return self.convert(self.train_records, shots, self.cfg.seed, progress=True)
 
     @property
     def n_eval(self) -> int:
@@ -102,11 +105,7 @@ class Prepared:
 
     @cached_property
     def train_convs(self) -> list:
-        convs = self._convs[:len(self._convs) - self.n_eval]
-        if self.balance_judgement:
-            passed = [parse_bbox(b)[0] == PASSED for b in self.train_records.select(range(len(convs)))["bbox_str"]]
-            convs = balance_judgements(convs, passed, self.cfg.seed)
-        return convs
+        return self._convs[:len(self._convs) - self.n_eval]
 
     @cached_property
     def eval_convs(self) -> list:
@@ -128,19 +127,17 @@ class Prepared:
     @cached_property
     def infer(self) -> dict:
         """Shot mode -> inference conversations of the test slice."""
-        return {shot: convert(self.test, self.pools, [shot] * len(self.test), seed=self.cfg.seed + 1,
-                              with_answer=False, **self._how()) for shot in self.cfg.inspect_shots}
+        return {shot: self.convert(self.test, [shot] * len(self.test), self.cfg.seed + 1, with_answer=False)
+                for shot in self.cfg.inspect_shots}
 
 
 _PREPARED: dict = {}
 
 
-def prepare(cfg: Config, ablation: str | None = None, balance_judgement: bool = False) -> Prepared:
+def prepare(cfg: Config) -> Prepared:
     """Load and validate the run's data (the twin is written first when it is the source); the same config in the
-    same process gets the same ``Prepared`` back, so steps run one after another load the data once.
-
-    ``ablation``, ``balance_judgement``: conversation options of the learn research (``conversation.convert``)."""
-    key = (json.dumps(asdict(cfg), sort_keys=True, default=str), ablation, balance_judgement)
+    same process gets the same ``Prepared`` back, so steps run one after another load the data once."""
+    key = json.dumps(asdict(cfg), sort_keys=True, default=str)
     if key in _PREPARED:
         return _PREPARED[key]
     run = Path(cfg.run_dir)
@@ -151,15 +148,79 @@ def prepare(cfg: Config, ablation: str | None = None, balance_judgement: bool = 
     train_ds = data[SPLITS[0]]
     if not (run / "samples.png").exists():
         sample_sheet(train_ds, pools, path=run / "samples.png")
-    _PREPARED[key] = Prepared(cfg, run, train_ds, data[SPLITS[1]], pools, ablation, balance_judgement)
+    _PREPARED[key] = Prepared(cfg, run, train_ds, data[SPLITS[1]], pools)
     return _PREPARED[key]
 
 
-def train_step(cfg: Config, prepared: Prepared | None = None, extras=None):
-    """Fine-tune (``training.train``) and plot the learning curves; ``extras``: see ``training.train``."""
-    backends.choose(cfg.backend)
+def balance_judgements(convs: list[dict], passed: list[bool], seed: int = 0) -> list[dict]:
+    """Repeat the rarer judgement's conversations until passed and defective are equally common, shuffled.
+
+    A model trained on the twin's 1:3 passed:defective mix learns to answer "defective" long before it reads the
+    image, and balanced accuracy scores that as chance; equal classes make every step's judgement gradient count.
+
+    >>> sorted(c["i"] for c in balance_judgements([{"i": 0}, {"i": 1}, {"i": 2}], [True, False, False]))
+    [0, 0, 1, 2]
+    """
+    import numpy as np
+
+    if len(passed) != len(convs):
+        raise ValueError(f"{len(passed)} judgements for {len(convs)} conversations")
+    rare = [c for c, p in zip(convs, passed) if p] if 2 * sum(passed) < len(passed) else \
+        [c for c, p in zip(convs, passed) if not p]
+    if not rare:
+        return list(convs)
+    out = list(convs) + [rare[i % len(rare)] for i in range(len(convs) - 2 * len(rare))]
+    order = np.random.default_rng(seed).permutation(len(out))
+    return [out[i] for i in order]
+
+
+def balanced_train_convs(p: Prepared) -> list:
+    """The run's training conversations with both judgements equally common (``balance_judgements``); the eval
+    conversations keep the natural mix."""
+    passed = [parse_bbox(b)[0] == PASSED for b in p.train_records.select(range(len(p.train_convs)))["bbox_str"]]
+    return balance_judgements(p.train_convs, passed, p.cfg.seed)
+
+
+def loadable(cfg: Config, run) -> Config:
+    """``cfg`` with a model the core loads: ``"tiny"`` becomes the offline tiny model's folder, built into the run
+    folder the first time."""
+    if cfg.model != "tiny":
+        return cfg
+    from ..offline.tiny_model import build_tiny_vlm
+
+    path = Path(run) / "tiny_model"
+    if not (path / "config.json").exists():
+        build_tiny_vlm(path, seed=cfg.seed, max_pixels=cfg.max_pixels or 224 * 160)
+    return replace(cfg, model=str(path))
+
+
+def load_step(cfg: Config, run, backend: str, adapter=None):
+    """The run's ``(model, processor)``, seeded as training seeds them (``load_model``)."""
+    from transformers import set_seed
+
+    set_seed(cfg.seed)
+    return load_model(loadable(cfg, run), backend, adapter=adapter)
+
+
+def preflight_step(cfg: Config, p: Prepared, collator, backend: str, train_convs: list | None = None) -> list[int]:
+    """The length pre-flight of every training and eval conversation (``batching.preflight``), then the memory
+    check (``planner.memory_check``) written to ``plan.txt``; the training samples' token counts."""
+    samples = [with_image_list(c) for c in (p.train_convs if train_convs is None else train_convs)]
+    lengths = preflight(collator, samples, range(len(samples)), cfg.max_length)
+    preflight(collator, [with_image_list(c) for c in p.eval_convs], range(len(p.eval_convs)), cfg.max_length, "eval")
+    (p.run / "plan.txt").write_text(memory_check(cfg, lengths, backend))
+    return lengths
+
+
+def train_step(cfg: Config, prepared: Prepared | None = None):
+    """Fine-tune (``training.train``) after the pre-flight and memory check, and plot the learning curves."""
+    backend = backends.choose(cfg.backend)
     p = prepared or prepare(cfg)
-    trainer = train(cfg, p.train_convs, p.eval_convs, p.run, extras=extras)
+    model, processor = load_step(cfg, p.run, backend)
+    collator = make_collator(cfg, model, processor, backend)
+    lengths = preflight_step(cfg, p, collator, backend)
+    trainer = train(cfg, p.train_convs, p.eval_convs, p.run, model=model, processor=processor, collator=collator,
+                    lengths=lengths)
     plot_step(p.run)
     return trainer
 
@@ -199,7 +260,7 @@ def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=No
     p = prepared or prepare(cfg)
     run, test = p.run, p.test
     if model is None:
-        model, processor = load_model(cfg, run, backend, adapter=str(run / "adapter") if which == "finetuned" else None)
+        model, processor = load_step(cfg, run, backend, adapter=str(run / "adapter") if which == "finetuned" else None)
     truths = [answer_for(r) for r in test]
     k = next((i for i, t in enumerate(truths) if t.judgement != PASSED), 0)   # the example shows a bent pin
     rows = []
@@ -220,8 +281,8 @@ def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=No
 
 
 def baseline_step(cfg: Config, prepared=None) -> dict:
-    """The classic inspector: fitted on the training split, run on the same test slice as the VLM (reference +
-    test image, so its rows count as zero-shot), scored the same way."""
+    """The classic inspector: fitted on the training split, run on the same test slice as the VLM (the test image
+    alone, so its rows count as zero-shot), scored the same way."""
     import numpy as np
 
     from .baseline import Baseline

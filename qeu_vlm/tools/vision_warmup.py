@@ -1,11 +1,12 @@
-"""Curriculum stage before fine-tuning: a from-scratch vision tower first learns to see the defect.
+"""The curriculum of a from-scratch VLM: its vision tower first learns to see the defect (``warm_up_vision``), and
+its first fine-tuning steps learn the judgement before the address (``judgement_first``).
 
 A language model reads image tokens only through softmax attention, which starts as an average of them, and through
 an average a from-scratch tower hardly learns to see a small blob (benchmarks/RESULTS.md, "learn profile"; the pooling
 probe). So the tower first learns each training conversation's judgement (passed or defective) from its test image
 alone, through a linear head on the max over its tokens, the way a threshold finds a blob. The head is then
 dropped, and fine-tuning starts from a tower whose features already mark the defect. Used by the main job
-(``demo``) and the learn research, both from-scratch models (a Qwen-VL tower, called as
+(``main_job``) and the learn research, both from-scratch models (a Qwen-VL tower, called as
 ``visual(pixel_values, grid_thw=...)``); a pretrained tower needs no such stage.
 
 The stage ends on a criterion, not a clock: once the head's training accuracy over its last ``window`` steps reaches
@@ -73,7 +74,7 @@ def warm_up_vision(model, processor, convs: list[dict], max_steps: int, lr: floa
     steps and at the last one.
     """
     import torch
-    from tqdm.auto import tqdm
+    from huggingface_hub.utils import tqdm   # huggingface_hub's switch turns it off
 
     if max_steps < 1 or window < 1 or (until is not None and not 0 < until <= 1):
         raise WarmupError(f"max_steps and window must be >= 1 and until in (0, 1]: got {max_steps}, {window}, "
@@ -114,3 +115,45 @@ def warm_up_vision(model, processor, convs: list[dict], max_steps: int, lr: floa
     tower.zero_grad(set_to_none=True)
     return {"seconds": round(time.perf_counter() - t0, 1), "steps": step, "stopped": stopped,
             "accuracy": round(accuracy, 3), "log": log}
+
+
+def judgement_first(mask, steps: int, cut: str = "defect mode"):
+    """A curriculum, judgement before address, as the trainer's collator and one of its callbacks at once: for the
+    first ``steps`` steps the final answer carries loss only up to ``cut`` (its defect mode line), so the hard mode
+    and position tokens do not drown the passed/defective signal of a model learning from scratch.
+
+    ``mask``: the run's ``batching.LossMask`` (``make_collator``); its labels are cut further while the curriculum
+    runs, and left as they are after it (and in ``loss_on="all"`` mode, which supervises everything)."""
+    from transformers import TrainerCallback
+
+    tok = mask.tokenizer
+
+    def until(ids: list[int], s: int, e: int) -> int:
+        """Where ``cut`` begins inside the answer ids[s:e] (``e`` if it does not occur)."""
+        text, ends = "", []
+        for j in range(s, e):
+            text += tok.decode([ids[j]])
+            ends.append(len(text))
+        c = text.find(cut)
+        return e if c < 0 else s + next(i for i, end in enumerate(ends) if end > c)
+
+    class JudgementFirst(TrainerCallback):
+        active = False                 # on from the start of training until ``steps`` steps have run
+
+        def __call__(self, examples):
+            batch = mask(examples)
+            if self.active and mask.mode != "all":
+                for b, ids in enumerate(batch["input_ids"].tolist()):
+                    spans = mask.spans(ids)
+                    if spans:
+                        s, e = spans[-1]
+                        batch["labels"][b, until(ids, s, e):e] = -100
+            return batch
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.active = state.global_step < steps
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.active = state.global_step < steps
+
+    return JudgementFirst()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from tqdm.auto import tqdm
+from huggingface_hub.utils import tqdm   # huggingface_hub's switch turns it off
 
 from ..domain import (ALL_ADDRESSES, COL_PITCH, COL_X0, DEFECT_MODES, IMAGE_SIZE, LEFT, MODE_VECTORS, PASSED, ROW_Y,
                      ROWS, STAR_TABLE, TOP, Address, DomainError, describe, format_bbox, format_dir, format_position,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job: a VLM trained from scratch on this CPU learns to inspect, offline, on the synthetic twin; before and
-# after, beside the classic baseline, in runs/demo/report.html (RUN_DIR=... for another folder).
+# after, beside the classic baseline, in runs/main_job/report.html (RUN_DIR=... for another folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_cpu.sh
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
-python3 -m qeu_vlm demo --out "${RUN_DIR:-runs/demo}" "$@"
+python3 -m qeu_vlm main-job --out "${RUN_DIR:-runs/main_job}" "$@"
