@@ -6,6 +6,7 @@ defaults to Drive. Smoke runs default to a folder of their own, so they never me
 from __future__ import annotations
 
 import os
+import sys
 
 DRIVE = "/content/drive"
 # RUN_DIR = None in a notebook picks one of these; the same in all six, so nobody edits six cells.
@@ -66,8 +67,8 @@ def quiet_output() -> None:
     progress bars only where they draw as one bar.
 
     With ipywidgets (Colab, most Jupyter installs) tqdm draws one widget per bar. Without it (papermill, CI, a
-    bare kernel) a text bar becomes a pink stderr line per update in a saved notebook, so bars are off there.
-    Errors still show: only warnings and info logs are silenced.
+    bare kernel) a text bar becomes a pink stderr line per update in a saved notebook, so bars are off there, by
+    each library's own switch. Errors still show: only warnings and info logs are silenced.
     """
     import logging
     import warnings
@@ -89,18 +90,14 @@ def quiet_output() -> None:
     # prints one dict per step instead.
     logging.getLogger("transformers.training_args").setLevel(logging.WARNING)
     if not _widgets():
-        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
-        import tqdm.std
+        import datasets
+        from huggingface_hub.utils import disable_progress_bars
 
-        if not getattr(tqdm.std.tqdm.__init__, "_quiet", False):
-            tqdm.std.tqdm.__init__ = _silenced(tqdm.std.tqdm.__init__)
+        # huggingface_hub's switch also turns off this package's bars (its tqdm) and transformers' (read when
+        # transformers is imported, which is after this call: the backend is chosen first).
+        disable_progress_bars()
+        datasets.disable_progress_bars()
+        if "transformers" in sys.modules:
+            from transformers.utils.logging import disable_progress_bar
 
-
-def _silenced(init):
-    def silent(self, *args, **kwargs):
-        kwargs["disable"] = True
-        init(self, *args, **kwargs)
-
-    silent._quiet = True
-    return silent
+            disable_progress_bar()

@@ -39,9 +39,3 @@ PRESETS = {
     "pixtral-12b": Preset("unsloth/Pixtral-12B-2409-bnb-4bit", "pixtral", 512 * 352, 1, 8, 2048, "L4"),
 }
 DEFAULT_PRESET = "qwen2.5-vl-3b"
-
-
-def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
-    return PRESETS[name]

@@ -2,9 +2,12 @@ import json
 
 import pytest
 
+from huggingface_hub import ModelCard
+
 from qeu_vlm.config import Config
-from qeu_vlm.tools.publish import card_for_display, export_gguf, export_merged, model_card, push_adapter, twin_card
 from qeu_vlm.model import load_model
+from qeu_vlm.tools.publish import card_for_display, export_gguf, export_merged, model_card, push_adapter, twin_card
+from qeu_vlm.tools.steps import loadable
 
 
 def _metrics(run):
@@ -16,15 +19,18 @@ def _metrics(run):
 def test_model_card_carries_metrics(tmp_path):
     _metrics(tmp_path)
     card = model_card(tmp_path, "unsloth/Qwen2.5-VL-3B-Instruct-unsloth-bnb-4bit", "me/adapter")
-    assert "| one | 0.500 | 0.750 | n/a | 0.250 | 0.500 |" in card
-    assert "6 test records, each inspected zero-shot and one-shot (12 answers in all" in card   # records x shots
-    assert card.startswith("---\nlibrary_name: peft\nbase_model: unsloth/Qwen2.5-VL-3B")
+    assert "| one | 0.500 | 0.750 | n/a | 0.250 | 0.500 |" in card.text
+    assert "6 test records, each inspected zero-shot and one-shot (12 answers in all" in card.text   # records x shots
+    header = ModelCard(str(card)).data                              # the YAML header, read back as the Hub reads it
+    assert (header.library_name, header.base_model) == ("peft", "unsloth/Qwen2.5-VL-3B-Instruct-unsloth-bnb-4bit")
+    assert "CPU smoke figures" not in card.text
 
 
 def test_the_card_names_the_library_and_shows_its_header_as_a_header(tmp_path):
     _metrics(tmp_path)
-    full = model_card(tmp_path, "tiny", "me/smoke", full_model=True)
+    full = str(model_card(tmp_path, "tiny", "me/smoke", full_model=True))
     assert "library_name: transformers" in full and "base_model" not in full   # "tiny" is no Hub id
+    assert "CPU smoke figures from a tiny random model" in full
     shown = card_for_display(full)
     assert shown.startswith("```yaml\nlibrary_name: transformers") and "\n---\n" not in shown
 
@@ -52,7 +58,7 @@ def test_lora_merge_export_reloads(tmp_path):
     from qeu_vlm.offline.tiny_model import load_tiny_vlm
     cfg = Config().smoke()
     cfg.full_finetune = False
-    model, proc = load_model(cfg, tmp_path, "hf")
+    model, proc = load_model(loadable(cfg, tmp_path), "hf")
     assert any("lora_" in n for n, _ in model.named_parameters())
     out = export_merged(model, proc, tmp_path / "merged")
     merged, _ = load_tiny_vlm(out)

@@ -48,24 +48,21 @@ GRID_SEARCH = 7     # px: how far a pin may sit from where the grid fitted so fa
 GRID_RINGS = ((5,), (4, 6), (3, 7), (2, 8), (1, 9))     # columns added to the grid fit, from the middle outward
 
 
-def _homography(src, dst, weight):
-    """The plane projective map src -> dst (n x 2 points) by weighted, normalised DLT least squares."""
-    def normalise(p):
-        m = p.mean(0)
-        s = np.sqrt(((p - m) ** 2).sum(1).mean() / 2) or 1.0
-        return np.array([[1 / s, 0, -m[0] / s], [0, 1 / s, -m[1] / s], [0, 0, 1]]), (p - m) / s
+def _projective(src, dst, weight, previous):
+    """scikit-image's weighted, normalised DLT homography src -> dst, or ``previous`` when it fails
+    (``from_estimate`` since 0.26; the ``--no-deps`` install on Colab keeps Colab's own, maybe older, release)."""
+    from skimage.transform import ProjectiveTransform
 
-    ts, s = normalise(src)
-    td, d = normalise(dst)
-    z, o = np.zeros(len(s)), np.ones(len(s))
-    ax = np.stack([s[:, 0], s[:, 1], o, z, z, z, -d[:, 0] * s[:, 0], -d[:, 0] * s[:, 1], -d[:, 0]], 1)
-    ay = np.stack([z, z, z, s[:, 0], s[:, 1], o, -d[:, 1] * s[:, 0], -d[:, 1] * s[:, 1], -d[:, 1]], 1)
-    h = np.linalg.svd(np.concatenate([ax, ay]) * np.r_[weight, weight][:, None])[2][-1].reshape(3, 3)
-    h = np.linalg.inv(td) @ h @ ts
-    return h / h[2, 2]
+    if hasattr(ProjectiveTransform, "from_estimate"):
+        fit = ProjectiveTransform.from_estimate(src, dst, weights=weight)
+        return fit.params if fit else previous
+    fit = ProjectiveTransform()
+    return fit.params if fit.estimate(src, dst, weights=weight) else previous
 
 
 def _affine(src, dst, weight):
+    """The least-squares affine map src -> dst (skimage's AffineTransform solves a normalised DLT instead, which
+    differs on noisy points)."""
     m = np.linalg.lstsq(np.c_[src, np.ones(len(src))] * weight[:, None], dst * weight[:, None], rcond=None)[0]
     return np.r_[m.T, [[0.0, 0.0, 1.0]]]
 
@@ -116,8 +113,8 @@ def fit_grid(grey: np.ndarray) -> np.ndarray:
         src, dst = nominal[found], pos[found]
         w = np.ones(len(src))
         for _ in range(3):
-            if found.sum() >= 12:
-                h = _homography(src, dst, w)
+            if found.sum() >= 12:       # weighted, normalised DLT; a degenerate draw keeps the fit so far
+                h = _projective(src, dst, w, h)
             elif found.sum() >= 6:
                 h = _affine(src, dst, w)
             else:
@@ -211,7 +208,7 @@ class Baseline:
         """Per image type: each pin's anomaly mean and spread over passed images, then the threshold on the largest
         standardised anomaly that best separates passed from defective (balanced), placed midway in the gap.
         ``pools`` is accepted for the calling convention and not needed."""
-        from tqdm.auto import tqdm
+        from huggingface_hub.utils import tqdm   # huggingface_hub's switch turns it off
 
         seen = {t: [] for t in IMAGE_TYPES}
         for r in tqdm(records, desc="fitting baseline", disable=not progress):

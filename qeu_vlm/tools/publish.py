@@ -5,34 +5,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# The card's body, a jinja2 template that huggingface_hub's ModelCard renders under the YAML header of ModelCardData.
 CARD = """---
-library_name: {library}
-{base_line}tags: [vision-language, inspection, unsloth, qeu_vlm]
+{{ card_data }}
 ---
-# {name}
+# {{ name }}
 
-A {kind} of `{base}` fine-tuned with qeu_vlm to inspect a connector's 27 pins and answer in the five-line
+A {{ kind }} of `{{ base }}` fine-tuned with qeu_vlm to inspect a connector's 27 pins and answer in the five-line
 format (image type, pin count, judgement, defect mode, defect position).
 
 ## Metrics
 
-Scored on {records} test records, each inspected {shots} ({n} answers in all; `qeu_vlm.score`, unparseable
-answers count as wrong; `n/a`: undefined on these records).
+Scored on {{ records }} test records, each inspected {{ shots }} ({{ n }} answers in all; `qeu_vlm.score`,
+unparseable answers count as wrong; `n/a`: undefined on these records).
 
-| shot | format valid | judgement balanced acc. | mode acc. | position exact | within one pin |
-|---|---|---|---|---|---|
-{rows}
-
-{note}
-"""
-
-
-def hub_token() -> str | None:
-    """The Hub token as huggingface_hub finds it: ``HF_TOKEN``, Colab's secret store (the key icon), or a saved
-    login; None when there is none. Never printed or saved by this package."""
-    from huggingface_hub import get_token
-
-    return get_token()
+{{ table }}
+{% if tiny %}
+CPU smoke figures from a tiny random model, not a real VLM.
+{% endif %}"""
+COLUMNS = {"format_valid": "format valid", "judgement_balanced_accuracy": "judgement balanced acc.",
+           "mode_accuracy": "mode acc.", "position_exact": "position exact", "within_one_pin": "within one pin"}
 
 
 def base_id(cfg) -> str:
@@ -42,25 +34,27 @@ def base_id(cfg) -> str:
     return PRESETS[cfg.model].hub_id if cfg.model in PRESETS else cfg.model
 
 
-def model_card(run: str | Path, base: str, name: str, full_model: bool = False) -> str:
-    """The model card: a YAML front-matter header (library, base model) and the metrics by shot mode.
-    ``full_model``: all weights were trained (the smoke model), so the folder is a transformers model, not a
-    peft adapter."""
-    from ..metrics import fmt_metric as f
+def model_card(run: str | Path, base: str, name: str, full_model: bool = False):
+    """The model card (``huggingface_hub.ModelCard``): its YAML header (library, base model, tags) and the metrics
+    by shot mode. ``full_model``: all weights were trained (the smoke model), so the folder is a transformers model,
+    not a peft adapter."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    from ..metrics import fmt_metric, markdown_table
 
     m = json.loads((Path(run) / "metrics_finetuned.json").read_text())
-    rows = "\n".join(f"| {shot} | {f(s['format_valid'])} | {f(s['judgement_balanced_accuracy'])} | "
-                     f"{f(s['mode_accuracy'])} | {f(s['position_exact'])} | {f(s['within_one_pin'])} |"
-                     for shot, s in m["by_shot"].items())
-    shots = list(m["by_shot"])
+    table = markdown_table(["shot", *COLUMNS.values()],
+                           [[shot, *(fmt_metric(s[k]) for k in COLUMNS)] for shot, s in m["by_shot"].items()])
     per_shot = {s.get("n") for s in m["by_shot"].values()} - {None}
     records = per_shot.pop() if len(per_shot) == 1 else m["all"]["n"]      # every shot mode saw the same records
     tiny = base == "tiny"
-    kind = "smoke-test model" if tiny else "fully fine-tuned model" if full_model else "LoRA adapter"
-    return CARD.format(library="transformers" if full_model or tiny else "peft", name=name, kind=kind,
-                       base_line=f"base_model: {base}\n" if "/" in base else "",   # the Hub takes only repo ids
-                       base=base, records=records, shots=" and ".join(f"{s}-shot" for s in shots), n=m["all"]["n"],
-                       rows=rows, note="CPU smoke figures from a tiny random model, not a real VLM." if tiny else "")
+    data = ModelCardData(library_name="transformers" if full_model or tiny else "peft",
+                         base_model=base if "/" in base else None,        # the Hub takes only repo ids
+                         tags=["vision-language", "inspection", "unsloth", "qeu_vlm"])
+    return ModelCard.from_template(
+        data, template_str=CARD, name=name, base=base, records=records, n=m["all"]["n"], table=table, tiny=tiny,
+        kind="smoke-test model" if tiny else "fully fine-tuned model" if full_model else "LoRA adapter",
+        shots=" and ".join(f"{s}-shot" for s in m["by_shot"]))
 
 
 def card_for_display(card: str) -> str:
@@ -75,15 +69,15 @@ def card_for_display(card: str) -> str:
 def write_model_card(run: str | Path, base: str, name: str, full_model: bool = False) -> Path:
     """``run/adapter/README.md``: what ``push_adapter`` uploads; written alone in smoke mode to look at."""
     path = Path(run) / "adapter" / "README.md"
-    path.write_text(model_card(run, base, name, full_model))
+    model_card(run, base, name, full_model).save(path)
     return path
 
 
 def push_adapter(run: str | Path, repo_id: str, base: str, private: bool = True, full_model: bool = False) -> str:
     """Upload ``run/adapter`` (safetensors) with a model card carrying the metrics."""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, get_token
 
-    token = hub_token()
+    token = get_token()          # HF_TOKEN, Colab's secret store (the key icon), or a saved login
     if not token:
         raise RuntimeError("no Hub token: set HF_TOKEN in the environment or in Colab's secrets (key icon)")
     adapter = Path(run) / "adapter"
@@ -100,9 +94,9 @@ def push_twin(run: str | Path, repo_id: str, private: bool = True, card: str | P
     """Upload the run's synthetic twin (both splits) as a Hub dataset, with its data card
     (``card``, default the ``synthetic_twin.md`` shipped with the package, or of a source checkout)."""
     import datasets
-    from huggingface_hub import DatasetCard
+    from huggingface_hub import DatasetCard, get_token
 
-    token = hub_token()
+    token = get_token()
     if not token:
         raise RuntimeError("no Hub token: set HF_TOKEN in the environment or in Colab's secrets (key icon)")
     datasets.load_from_disk(str(Path(run) / "twin" / "dataset")).push_to_hub(repo_id, private=private, token=token)

@@ -82,12 +82,6 @@ def pin_tops(img: Image.Image) -> np.ndarray:
     return out
 
 
-def residuals_of(img: Image.Image, skip=()) -> np.ndarray:
-    """Similarity-fit residuals (px) of the detected pin tops, leaving out pins not found, pins in ``skip`` (a bent or
-    starred pin) and gross misdetections (over 3x the median and 8 px, e.g. two pins merged into one blob)."""
-    return similarity_residuals(*_kept_tops(img, skip))
-
-
 def affine_residuals(nominal: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """Per-point residual (px) after the best affine fit: what is left once anisotropic scale and shear are allowed."""
     a = np.c_[nominal, np.ones(len(nominal))]

@@ -384,13 +384,10 @@ def similarity_residuals(nominal: np.ndarray, observed: np.ndarray) -> np.ndarra
 
     A rigid/similarity nuisance leaves ~0; perspective lean from a tilted camera leaves several pixels.
     """
+    from skimage.transform import SimilarityTransform
+
     p, q = np.asarray(nominal, float), np.asarray(observed, float)
-    pm, qm = p.mean(0), q.mean(0)
-    pc, qc = p - pm, q - qm
-    zp, zq = pc[:, 0] + 1j * pc[:, 1], qc[:, 0] + 1j * qc[:, 1]
-    s = (np.conj(zp) @ zq) / (np.conj(zp) @ zp)                                   # complex: rotation and scale
-    fit = s * zp
-    return np.abs(zq - fit)
+    return np.linalg.norm(SimilarityTransform.from_estimate(p, q)(p) - q, axis=1)
 
 
 def nominal_tops() -> np.ndarray:
