@@ -23,7 +23,7 @@ def test_cpu_benchmark_prints_every_figure(capsys):
     rows = cpu.main(["--quick"])
     names = [r[0] for r in rows]
     assert names == ["twin generation + write", "conversion", "collator (TRL + loss mask)", "tiny-model training",
-                     "inspection, batched 16 vs one-by-one", "smoke replay"]
+                     "inspection, batched 16 vs one-by-one", "quick replay"]
     out = capsys.readouterr().out
     assert re.search(r"machine: .*cores.*date \d{4}-\d\d-\d\d", out)
     assert re.search(r"\| inspection, batched 16 vs one-by-one \| 8 samples \| [\d.]+ s vs [\d.]+ s \| [\d.]+x \|", out)

@@ -1,4 +1,4 @@
-"""A tiny, randomly initialised Qwen2.5-VL built offline: for tests, smoke runs and the CPU demo.
+"""A tiny, randomly initialised Qwen2.5-VL built offline: for tests, smoke runs and the main job.
 
 Same architecture family as the real default, a BPE tokenizer trained here on the task's own text,
 the real Qwen2-VL chat template, and an image-only processor (the video processor needs torchvision,
