@@ -103,8 +103,8 @@ def test_recipes_are_plain_data():
 
 def test_nothing_outside_the_research_imports_it():
     graph = _graph()
-    core = {m for m in graph if not m.startswith("qeu_vlm.research") and m != "qeu_vlm.__main__"}
-    assert {m for m in core if any(i.startswith("qeu_vlm.research") for i in graph[m])} == set()
+    outside = {m for m in graph if not m.startswith("qeu_vlm.research") and m != "qeu_vlm.__main__"}
+    assert {m for m in outside if any(i.startswith("qeu_vlm.research") for i in graph[m])} == set()
     assert "qeu_vlm.research.learn" in graph["qeu_vlm.__main__"]      # the learn command is the research's own
 
 
