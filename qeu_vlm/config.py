@@ -33,7 +33,7 @@ class Config:
     n_test: int = 462
     seed: int = 0
     dst_fraction: float = 0.5          # twin: share of DST images (the learn profile uses DST only)
-    twin_look: str = "schematic"       # twin: "schematic" or "rendered" (ray-cast, like the real images)
+    twin_look: str = "rendered"        # twin: "rendered" (ray-cast, like the real images); "schematic": fast, for tests
     image_size: tuple | None = None    # resize every image to (width, height) before the processor; None: as stored
     one_shot_first: int = 500          # the original: the first 500 training records one-shot
     prompt_set: str = "default"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job: a VLM trained from scratch on this CPU learns to inspect, offline, on the synthetic twin; before and
-# after, beside the classic baseline, in runs/main_job/report.html (RUN_DIR=... for another folder).
+# The main job: the package's pretrained VLM, fine-tuned on this CPU, learns to inspect, offline, on the rendered
+# twin; before and after, beside the classic baseline, in runs/main_job/report.html (RUN_DIR=... for another folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_cpu.sh

@@ -38,7 +38,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def twin():
-    return SynthConfig(n_train=40, n_test=12, seed=3, n_average=8, n_pool=4).generate(progress=False)
+    # the schematic look: a fast picture for tests (the project measures itself on the rendered one)
+    return SynthConfig(n_train=40, n_test=12, seed=3, n_average=8, n_pool=4, look="schematic").generate(progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -177,12 +177,25 @@ def test_gpu_benchmark_trains_every_family_at_toy_size(tmp_path):
         assert "error" not in rows["pixtral-12b-zero-hf"]
 
 
-def test_main_job_benchmark_runs_each_seed_in_its_own_process_and_judges_the_targets(tmp_path, capsys):
+def test_main_job_benchmark_runs_each_seed_and_thread_count_in_its_own_process_and_judges_the_targets(tmp_path,
+                                                                                                      capsys):
     from benchmarks import main_job
 
-    rc = main_job.main(["--seeds", "0", "3", "--smoke", "--out", str(tmp_path)])
+    rc = main_job.main(["--seeds", "0", "3", "--threads", "1", "--jobs", "2", "--smoke", "--out", str(tmp_path)])
     out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if re.match(r"\| [03] \|", line)]
-    assert len(rows) == 2 and all(row.endswith("| NOT met |") for row in rows)    # a smoke run learns nothing
-    assert rc == 1 and "met on 0 of 2 seeds" in out
-    assert json.loads((tmp_path / "seed3" / "metrics.json").read_text())["seed"] == 3
+    rows = [line for line in out.splitlines() if re.match(r"\| [03] \| 1 \|", line)]
+    assert len(rows) == 2 and all(row.endswith("| NOT met |") for row in rows)    # a smoke run learns little
+    assert rc == 1 and "met on 0 of 2 runs" in out and "smallest margin over each target: format_valid" in out
+    saved = json.loads((tmp_path / "seed3_threads1" / "metrics.json").read_text())
+    assert (saved["seed"], saved["threads"]) == (3, 1)
+
+
+@pytest.mark.parametrize("argv, message", [(["--seeds", "-1"], "--seeds must be"), (["--seeds", "1", "1"], "distinct"),
+                                           (["--threads", "0"], "--threads must be"),
+                                           (["--threads", "1", "--jobs", "99"], "--jobs 99")])
+def test_main_job_benchmark_refuses_input_that_makes_no_sense_before_any_work(tmp_path, argv, message):
+    from benchmarks import main_job
+
+    with pytest.raises(SystemExit, match=message):
+        main_job.main(argv + ["--out", str(tmp_path / "b")])
+    assert not (tmp_path / "b").exists()

@@ -49,7 +49,7 @@ def test_no_import_circle():
 
 CORE = {"domain", "data", "prompts", "conversation", "batching", "presets", "families", "backend", "model", "training",
         "generation", "answer", "metrics", "plots", "config", "files", "colab"}
-SUBPACKAGES = {"twin": {"synth", "render", "figure"}, "offline": {"tiny_model", "random_models"},
+SUBPACKAGES = {"twin": {"synth", "render", "figure"}, "offline": {"tiny_model", "random_models", "pretrain"},
                "tools": {"steps", "main_job", "baseline", "planner", "report", "publish", "cli", "notebook_runner",
                          "vision_warmup"},
                "recipes": None,                                   # one file per recipe, any name

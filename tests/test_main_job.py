@@ -8,7 +8,7 @@ import pytest
 
 from qeu_vlm.files import OutputFolderError, check_writable
 from qeu_vlm.tools import cli
-from qeu_vlm.tools.main_job import main_job_config, run_main_job
+from qeu_vlm.tools.main_job import MainJobError, main_job_config, run_main_job
 from qeu_vlm.tools.report import main_job_html
 
 
@@ -24,7 +24,8 @@ def test_the_main_job_writes_a_self_contained_report_page_beside_its_metrics(job
     assert sorted(p.name for p in out.parent.iterdir()) == ["run"]          # no .partial left behind
     page = (out / "report.html").read_text()
     saved = json.loads((out / "metrics.json").read_text())
-    assert saved["before"] == m["before"] and set(saved["targets"]) == {"format_valid", "judgement_balanced_accuracy"}
+    assert saved["before"] == m["before"] and set(saved["targets"]) == {
+        "format_valid", "judgement_balanced_accuracy", "position_exact", "distinct_positions"}
     # every figure is inside the page: no link or source to a file beside it
     sources = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
@@ -46,8 +47,8 @@ def test_answers_are_shown_as_written_never_as_markup(tmp_path):
     scores = {"format_valid": 1.0}
     m = {"model": "tiny-learn", "parameters": 4_000_000, "train_conversations": 8, "fine_tuning_steps": 2,
          "test_records": 2, "test_passed": 1, "seconds": 1.0, "date": "today", "commit": "abc", "device": "a & <b>",
-         "seed": 0, "settings": {"twin_look": "schematic", "recipe": {"judgement_first_steps": 1}},
-         "vision_warmup": {"steps": 3, "stopped": "criterion", "accuracy": 1.0,
+         "seed": 0, "threads": 2, "settings": {"twin_look": "rendered", "recipe": {"warmup_steps": 3}},
+         "vision_warmup": {"steps": 3, "accuracy": 1.0,
                            "log": [{"step": 3, "loss": 0.1, "accuracy": 1.0}]},
          "before": scores, "after": scores, "baseline": scores, "answer_distribution_after": {None: 2},
          "targets": {"format_valid": {"at_least": 0.95, "value": 1.0, "met": True}}, "stages_s": {"fine-tuning": 1},
@@ -59,23 +60,34 @@ def test_answers_are_shown_as_written_never_as_markup(tmp_path):
     assert page.count('src="data:image/png;base64,') == 3
 
 
-def test_smoke_mode_is_the_same_steps_small():
+def test_smoke_mode_is_the_same_steps_small_from_the_same_pretrained_model():
     cfg, job = main_job_config("runs/x")
     small, small_job = main_job_config("runs/x", smoke=True)
     assert small.smoke_mode and small.max_steps < cfg.max_steps and small.n_train < cfg.n_train
     assert (small.one_shot_first, small.inspect_shots, small.prompt_set) == (0, ("zero",), "short")    # same steps
-    assert small_job.balance_judgement == job.balance_judgement and small_job.model_size == "smoke"
+    assert small.model == cfg.model and small.twin_look == cfg.twin_look == "rendered"
+    assert small_job.balance_judgement == job.balance_judgement and small_job.warmup_steps < job.warmup_steps
+
+
+@pytest.mark.parametrize("bad, message", [(dict(seed=-1), "seed must be a whole number >= 0"),
+                                          (dict(seed=1.5), "seed must be"), (dict(threads=0), "threads must be"),
+                                          (dict(threads=10**4), "this machine has")])
+def test_a_seed_or_thread_count_that_makes_no_sense_is_an_error_before_any_work(tmp_path, bad, message):
+    with pytest.raises(MainJobError, match=message):
+        run_main_job(tmp_path / "run", smoke=True, **bad)
+    assert list(tmp_path.iterdir()) == []
+    assert cli.main(["main-job", "--smoke", "--out", str(tmp_path / "run"), "--threads", "0"]) == 2
 
 
 @pytest.mark.slow
 def test_a_second_run_replaces_the_first_whole_and_an_interrupted_one_changes_nothing(job, monkeypatch, capsys):
     out, _ = job
     (out / "left_from_before.txt").write_text("x")
-    run_main_job(out, seed=1, smoke=True, look="rendered")
+    run_main_job(out, seed=1, smoke=True, threads=1)
     m = json.loads((out / "metrics.json").read_text())
-    assert not (out / "left_from_before.txt").exists() and m["seed"] == 1 and m["settings"]["twin_look"] == "rendered"
+    assert not (out / "left_from_before.txt").exists() and m["seed"] == 1 and m["threads"] == 1
     assert json.loads((out / "twin" / "summary.json").read_text())["config"]["look"] == "rendered"
-    assert "of the rendered synthetic twin's DST images" in (out / "report.md").read_text()
+    assert "of the rendered twin's DST images" in (out / "report.md").read_text()
     finished = (out / "metrics.json").read_text()
 
     def ctrl_c(*a, **k):

@@ -24,8 +24,8 @@ def rtwin():
     return _rendered(n_train=40, n_test=8).generate(progress=False)
 
 
-def test_schematic_stays_the_default():
-    assert SynthConfig().look == "schematic"
+def test_the_rendered_look_is_the_default():
+    assert SynthConfig().look == "rendered"
 
 
 def test_bent_tip_in_its_box_and_box_inside_image():

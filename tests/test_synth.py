@@ -13,9 +13,9 @@ def _img(rec):
 
 
 def test_deterministic_and_seeded():
-    a = SynthConfig(n_train=5, n_test=2, seed=7, n_average=4, n_pool=2).generate(progress=False)
-    b = SynthConfig(n_train=5, n_test=2, seed=7, n_average=4, n_pool=2).generate(progress=False)
-    c = SynthConfig(n_train=5, n_test=2, seed=8, n_average=4, n_pool=2).generate(progress=False)
+    a = SynthConfig(look="schematic", n_train=5, n_test=2, seed=7, n_average=4, n_pool=2).generate(progress=False)
+    b = SynthConfig(look="schematic", n_train=5, n_test=2, seed=7, n_average=4, n_pool=2).generate(progress=False)
+    c = SynthConfig(look="schematic", n_train=5, n_test=2, seed=8, n_average=4, n_pool=2).generate(progress=False)
     assert a.splits == b.splits and a.summary() == b.summary()
     assert a.splits != c.splits
 
@@ -46,7 +46,7 @@ def test_dst_brightest_at_labelled_pin():
     """The smoothed DST image peaks inside the labelled defect's bbox (camera jitter may rarely outshine it)."""
     from PIL import ImageFilter
 
-    t = SynthConfig(n_train=200, n_test=0, seed=11, n_average=8, n_pool=2, dst_fraction=1.0,
+    t = SynthConfig(look="schematic", n_train=200, n_test=0, seed=11, n_average=8, n_pool=2, dst_fraction=1.0,
                     passed_fraction=0.0).generate(progress=False)
     hits = []
     for r in t.splits["CYLNimages_train_1015"]:
@@ -60,8 +60,8 @@ def test_dst_brightest_at_labelled_pin():
 
 
 def test_subset_and_passed_fraction():
-    t = SynthConfig(n_train=60, n_test=0, seed=1, passed_fraction=0.0, defect_pins=("1U", "9D"), n_average=4,
-                    n_pool=2).generate(progress=False)
+    t = SynthConfig(look="schematic", n_train=60, n_test=0, seed=1, passed_fraction=0.0, defect_pins=("1U", "9D"),
+                    n_average=4, n_pool=2).generate(progress=False)
     positions = {r["position"] for r in t.splits["CYLNimages_train_1015"]}
     assert positions == {"X:1, Y:U", "X:9, Y:D"}
 

@@ -1,8 +1,9 @@
-"""The learn profile of the research: a ~4M-parameter Qwen2.5-VL trained from scratch on CPU, with its ablation.
+"""The learn profile of the research: the ~4M-parameter offline pretrained Qwen2.5-VL fine-tuned on CPU, with its
+ablation.
 
-``python -m qeu_vlm learn`` (``--minutes 30``, ``--look``, ``--seed``; ``qeu_vlm.research.learn``). Rendered-twin DST
-records at 224x154 (48 image tokens each), zero-shot, short prompts, all weights trained; 240 held-out records
-inspected. 750 fine-tuning steps are about 10 minutes of a 2-core CPU (``research.learn.profile_steps(10)``).
+``python -m qeu_vlm learn`` (``--steps 750``, ``--seed``; ``qeu_vlm.research.learn``). Rendered-twin DST records at
+224x154 (48 image tokens each), zero-shot, short prompts, all weights trained; 240 held-out records inspected.
+``--start scratch`` trains the same model from random weights instead.
 """
 from dataclasses import dataclass, field
 
@@ -17,12 +18,12 @@ CONFIG = dict(model="tiny", backend="hf", full_finetune=True, dst_fraction=1.0, 
 class LearnSettings:
     """The settings only the learn profile and its probes use, beside the run's ``Config``."""
 
-    tiny_size: str = "learn"            # offline.tiny_model.SIZES: "learn" (~4M params) or "smoke" (205K)
-    tiny_overrides: dict = field(default_factory=dict)   # tiny_config arguments, e.g. {"rope_theta": 100.0}
+    start: str = "pretrained"           # "pretrained" (offline.pretrain, shipped) or "scratch" (random weights)
+    tiny_size: str = "learn"            # from scratch: offline.tiny_model.SIZES, "learn" (~4M params) or "smoke"
+    tiny_overrides: dict = field(default_factory=dict)   # from scratch: tiny_config arguments, e.g. {"rope_theta": 1e2}
     ablation: str | None = None         # "reference-as-test": the test image replaced by its reference
-    balance_judgement: bool = False     # repeat the rarer judgement's training conversations until both are equal
-    judgement_first_steps: int = 0      # curriculum: the first N steps learn the answer only up to its judgement
-    vision_warmup_steps: int = 800      # the tower first learns the judgement alone (qeu_vlm.tools.vision_warmup),
-    vision_warmup_until: float | None = 0.98   # ... until its head's accuracy over 50 steps reaches this (or the cap)
+    balance_judgement: bool = True      # repeat the rarer judgement's training conversations until both are equal
+    vision_warmup_steps: int = 150      # each image token first learns which pin's defect it holds (vision_warmup)
     vision_learning_rate: float | None = None  # the tower's and merger's own peak rate; None: the run's
     time_budget_s: float | None = None  # a clock cap on training (seconds); None: the steps decide
+    baseline_fit_on: int | None = 200   # training records the classic baseline is fitted on; None: all

@@ -5,9 +5,11 @@
 
 # name -> (what changes, Config or LearnSettings fields). Every attempt ran on the profile of 2026-11-21 (the
 # schematic twin, a 10-minute clock, a fixed 500-step vision warm-up): FIRST keeps it. The attempts made before the
-# warm-up became the profile's default ran without it; OLD keeps them as they ran.
-FIRST = {"twin_look": "schematic", "max_steps": 1200, "time_budget_s": 600, "vision_warmup_steps": 500,
-         "vision_warmup_until": None}
+# warm-up became the profile's default ran without it; OLD keeps them as they ran. The warm-up they ran (a max-pooled
+# passed-vs-defective head, until 2026-12-03) is now the per-token one, so FIRST's attempts rerun differently.
+FIRST = {"twin_look": "schematic", "start": "scratch", "learning_rate": 1e-3, "balance_judgement": False,
+         "max_steps": 1200, "time_budget_s": 600,
+         "vision_warmup_steps": 500}
 OLD = {**FIRST, "vision_warmup_steps": 0}
 ATTEMPTS = {
     "default": ("the learn profile as it was (RoPE theta 1e4, mRoPE sections t4/h6/w6), no vision warm-up", OLD),

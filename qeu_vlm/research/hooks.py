@@ -1,7 +1,6 @@
-"""What the learn profile (a from-scratch model on CPU) adds to a plain fine-tune, in its own code: the ablation of
-its conversations, a clock cap and a learning rate of the vision tower's own (the trainer's callback and optimizer),
-and ``fine_tune``, which composes them with the core's calls and the main job's curriculum
-(``qeu_vlm.tools.vision_warmup``).
+"""What the learn profile adds to a plain fine-tune, in its own code: the ablation of its conversations, a clock cap
+and a learning rate of the vision tower's own (the trainer's callback and optimizer), and ``fine_tune``, which
+composes them with the core's calls and the main job's vision warm-up (``qeu_vlm.tools.vision_warmup``).
 """
 from __future__ import annotations
 
@@ -86,25 +85,23 @@ def optimizer_with_vision_rate(trainer, vision_lr: float):
 def fine_tune(cfg, lab, prepared: Prepared, train_convs: list | None = None, resume: bool = True, callbacks=()):
     """Train with the profile's options (``LearnSettings``): the vision warm-up before the trainer starts, its
     seconds taken off the clock cap (it is part of the run's CPU budget; a resumed run skips it, its checkpoint
-    already holds the warmed-up tower), the judgement-first curriculum, the tower's own rate. Returns the trainer."""
+    already holds the warmed-up tower), the tower's own rate. Returns the trainer."""
     from .. import backend as backends
     from ..batching import make_collator
     from ..training import last_checkpoint, train
     from ..tools.steps import load_step, plot_step, preflight_step
-    from ..tools.vision_warmup import judgement_first, warm_up_vision
+    from ..tools.vision_warmup import marks_from_records, warm_up_tokens
 
     backend = backends.choose(cfg.backend)
     run, train_convs = prepared.run, prepared.train_convs if train_convs is None else train_convs
     model, processor = load_step(cfg, run, backend)
     collator, callbacks = make_collator(cfg, model, processor, backend), list(callbacks)
-    if lab.judgement_first_steps:
-        collator = judgement_first(collator, lab.judgement_first_steps)
-        callbacks.append(collator)
     lengths = preflight_step(cfg, prepared, collator, backend, train_convs)
     budget = lab.time_budget_s
     if lab.vision_warmup_steps and not (resume and last_checkpoint(run)):
-        warm = warm_up_vision(model, processor, train_convs, lab.vision_warmup_steps, cfg.learning_rate,
-                              cfg.batch_size or 8, cfg.seed, until=lab.vision_warmup_until)
+        records = prepared.train_records.select(range(len(prepared.train_convs)))     # not the eval records
+        warm = warm_up_tokens(model, processor, marks_from_records(records, cfg.image_size), lab.vision_warmup_steps,
+                              cfg.learning_rate, 16, cfg.seed)
         (Path(run) / "vision_warmup.json").write_text(json.dumps(warm, indent=1))
         if budget:
             budget = max(1.0, budget - warm["seconds"])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..recipes.quick_replay import QUICK_REPLAY
-from ..twin.synth import LOOKS, SynthConfig
+from ..twin.synth import SynthConfig
 from .planner import Setting
 
 
@@ -114,13 +114,13 @@ def replay_config(a) -> Config:
 
 
 def cmd_main_job(a):
-    """The main job: a VLM trained from scratch on CPU, inspected before and after (``qeu_vlm.tools.main_job``)."""
+    """The main job: the pretrained VLM fine-tuned on CPU, inspected before and after (``qeu_vlm.tools.main_job``)."""
     from ..files import OutputFolderError
-    from .main_job import run_main_job
+    from .main_job import MainJobError, run_main_job
 
     try:
-        m = run_main_job(a.out, seed=a.seed, smoke=a.smoke, look=a.look)
-    except OutputFolderError as e:
+        m = run_main_job(a.out, seed=a.seed, smoke=a.smoke, threads=a.threads)
+    except (OutputFolderError, MainJobError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -189,10 +189,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("synth", help="write the synthetic twin")
     s.add_argument("--out", required=True)
     add_fields(s, SynthConfig)
-    d = sub.add_parser("main-job", help="the main job: a VLM trained from scratch on CPU, before and after, reported")
+    d = sub.add_parser("main-job", help="the main job: the pretrained VLM fine-tuned on CPU, before and after")
     d.add_argument("--out", default="runs/main_job", help="the run folder (replaced whole when the run finishes)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--look", choices=LOOKS, default=Config.twin_look, help="the twin's look")
+    d.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: torch's choice)")
     d.add_argument("--smoke", action="store_true", help="the same steps, small (Config.smoke), for a quick check")
     r = sub.add_parser("replay", help="the quick replay: every step of a run on the twin, quickly, with a toy model")
     r.add_argument("--out", required=True, help="the run folder")

@@ -146,13 +146,13 @@ def _target_lines(m: dict) -> list[str]:
 
 def _summary(m: dict) -> str:
     w = m["vision_warmup"]
-    return (f"A {m['model']} model ({m['parameters'] / 1e6:.1f}M parameters) trained on "
-            f"{m['train_conversations']} conversations of the {m['settings'].get('twin_look', 'schematic')} synthetic "
-            f"twin's DST images: a vision warm-up of "
-            f"{w['steps']} steps (ended by {'its criterion' if w['stopped'] == 'criterion' else 'its step cap'}, "
-            f"head accuracy {w['accuracy']}), then {m['fine_tuning_steps']} fine-tuning steps. Scored zero-shot on "
-            f"{m['test_records']} held-out test records ({m['test_passed']} passed, "
-            f"{m['test_records'] - m['test_passed']} defective), {m['seconds']:.0f} s in all.")
+    return (f"The {m['model']} model ({m['parameters'] / 1e6:.1f}M parameters), trained on "
+            f"{m['train_conversations']} conversations of the rendered twin's DST images: a vision warm-up of "
+            f"{w['steps']} steps (the defect's pin found in {w['accuracy']} of images), then "
+            f"{m['fine_tuning_steps']} fine-tuning steps. Scored zero-shot on {m['test_records']} held-out test "
+            f"records "
+            f"({m['test_passed']} passed, {m['test_records'] - m['test_passed']} defective), {m['seconds']:.0f} s in "
+            f"all, torch using {m.get('threads', '?')} threads.")
 
 
 def main_job_md(m: dict) -> str:
@@ -179,7 +179,6 @@ def main_job_html(m: dict, run: Path) -> str:
         targets=[(line, t["met"]) for line, t in zip(_target_lines(m), m["targets"].values())],
         meaning=list(METRIC_MEANING.items()),
         positions=", ".join(f"{'no readable pin' if k in (None, 'None', 'null') else k}: {v}" for k, v in dist),
-        judgement_first_steps=m["settings"]["recipe"]["judgement_first_steps"],
         warmup=[[e["step"], e["loss"], e["accuracy"]] for e in m["vision_warmup"]["log"]], examples=m["examples"],
         ran=[["date", m["date"]], ["commit", m["commit"]], ["device", m["device"]], ["seed", m["seed"]],
              ["model", f"{m['model']}, {m['parameters']:,} parameters"],

@@ -113,22 +113,27 @@ class Prepared:
 
     @cached_property
     def test(self):
-        """The inspected test slice, stratified: taken in turn from each (image type, passed or defective) group,
-        in the split's order, so a small slice holds both judgements (judgement balanced accuracy is defined
-        whenever the split has a passed part) and both image types."""
-        from itertools import chain, zip_longest
-
-        groups: dict = {}
-        for i, (typ, code) in enumerate(zip(self.test_records["type"], self.test_records["dir"])):
-            groups.setdefault((typ, code == "OK"), []).append(i)
-        turns = [i for i in chain.from_iterable(zip_longest(*groups.values())) if i is not None]
-        return self.test_records.select(sorted(turns[:self.cfg.n_inspect]))
+        """The inspected test slice, ``stratified``: a small slice holds both judgements (judgement balanced accuracy
+        is defined whenever the split has a passed part) and both image types."""
+        return self.test_records.select(stratified(self.test_records, self.cfg.n_inspect))
 
     @cached_property
     def infer(self) -> dict:
         """Shot mode -> inference conversations of the test slice."""
         return {shot: self.convert(self.test, [shot] * len(self.test), self.cfg.seed + 1, with_answer=False)
                 for shot in self.cfg.inspect_shots}
+
+
+def stratified(records, n: int) -> list[int]:
+    """The first ``n`` records taken in turn from each (image type, passed or defective) group, in the split's
+    order; their indices, sorted."""
+    from itertools import chain, zip_longest
+
+    groups: dict = {}
+    for i, (typ, code) in enumerate(zip(records["type"], records["dir"])):
+        groups.setdefault((typ, code == "OK"), []).append(i)
+    turns = [i for i in chain.from_iterable(zip_longest(*groups.values())) if i is not None]
+    return sorted(turns[:n])
 
 
 _PREPARED: dict = {}
@@ -280,9 +285,10 @@ def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=No
     return scores
 
 
-def baseline_step(cfg: Config, prepared=None) -> dict:
-    """The classic inspector: fitted on the training split, run on the same test slice as the VLM (the test image
-    alone, so its rows count as zero-shot), scored the same way."""
+def baseline_step(cfg: Config, prepared=None, fit_on: int | None = None) -> dict:
+    """The classic inspector: fitted on the training split (``fit_on``: on that many of its records, taken in turn
+    from each image type and judgement, so the fit costs seconds), run on the same test slice as the VLM (the test
+    image alone, so its rows count as zero-shot), scored the same way."""
     import numpy as np
 
     from .baseline import Baseline
@@ -290,7 +296,8 @@ def baseline_step(cfg: Config, prepared=None) -> dict:
 
     p = prepared or prepare(cfg)
     run, pools = p.run, p.pools
-    bl = Baseline().fit(p.train_records, pools)
+    train = p.train_records if fit_on is None else p.train_records.select(stratified(p.train_records, fit_on))
+    bl = Baseline().fit(train, pools)
     bl.save(run / "baseline.json")
     rng = np.random.default_rng(cfg.seed + 2)
     rows = []

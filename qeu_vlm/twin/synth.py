@@ -55,7 +55,8 @@ class SynthConfig:
     n_pool: int = 10                     # passed images and star images per type
     train_name: str = "CYLNimages_train_1015"
     test_name: str = "CYLNimages_test_1015"
-    look: str = "schematic"              # "rendered": ray-cast RAW, DST from renders, JPEG (qeu_vlm.twin.render)
+    look: str = "rendered"               # ray-cast RAW, DST from renders, JPEG (qeu_vlm.twin.render), like the real
+    #                                      images; "schematic": a fast drawing, kept for tests that need one
     render: dict | None = None           # RenderConfig options for look="rendered", e.g. {"bright_fraction": 0.5}
 
     def __post_init__(self):
