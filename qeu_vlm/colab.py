@@ -6,6 +6,8 @@ defaults to Drive. Smoke runs default to a folder of their own, so they never me
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
 
 DRIVE = "/content/drive"
@@ -60,6 +62,43 @@ def _widgets() -> bool:
     except ImportError:
         return False
     return True
+
+
+# Unsloth's own Colab install recipe (the first cell of its vision notebooks), with the versions this suite is tested
+# on (requirements-colab.txt). Colab's CUDA torch is kept; xformers follows it, as in Unsloth's recipe.
+XFORMERS = {"2.10": "0.0.34", "2.9": "0.0.33.post1", "2.8": "0.0.32.post2"}
+COLAB_STACK = (["sentencepiece", "protobuf", "datasets==4.8.5", "huggingface_hub==1.33.0", "hf_transfer"],
+               ["--no-deps", "unsloth==2026.10.9", "unsloth_zoo==2026.10.9", "bitsandbytes==0.50.2",
+                "accelerate==1.15.0", "{xformers}", "peft==0.21.2", "trl==1.15.0", "triton",
+                "cut_cross_entropy==25.1.1", "transformers==5.17.0"],
+               ["--no-deps", "--upgrade", "torchao==0.18.0"])
+
+
+def install_colab_stack() -> None:
+    """Install Unsloth and the libraries it patches on Colab, quietly; on failure print pip's output and stop."""
+    import torch
+
+    v = re.match(r"\d+\.\d+", str(torch.__version__)).group(0)
+    xformers = "xformers==" + XFORMERS.get(v, "0.0.35")
+    for step in COLAB_STACK:
+        step = [xformers if a == "{xformers}" else a for a in step]
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", *step], capture_output=True, text=True)
+        if pip.returncode:
+            print(pip.stdout, pip.stderr)
+            raise RuntimeError("pip install " + " ".join(step) + " failed (its output is above)")
+
+
+def open_run(run_dir=None, smoke: bool = False, first: str | None = None, **settings):
+    """A notebook's start: quiet output, the run folder (on Drive on Colab, mounted), and its settings
+    (``Config.open``), with the data's Drive folders mounted too. ``first`` and ``settings``: as ``Config.open``."""
+    from .config import Config
+
+    quiet_output()                       # before any library loads
+    run_dir = run_folder(run_dir, smoke)
+    mount_drive(run_dir, *settings.values())
+    cfg = Config.open(run_dir, smoke=smoke, first=first, **settings)
+    mount_drive(cfg.data, cfg.test_data, cfg.pools)
+    return cfg
 
 
 def quiet_output() -> None:

@@ -25,7 +25,8 @@ def model_source(cfg: Config) -> str:
     return PRESETS[cfg.model].hub_id if cfg.model in PRESETS else cfg.model
 
 
-def _image_cap(cfg: Config) -> int | None:
+def image_cap(cfg: Config) -> int | None:
+    """Pixels per image: the run's ``max_pixels``, else its preset's."""
     preset = PRESETS.get(cfg.model)
     return cfg.max_pixels or (preset.max_pixels if preset else None)
 
@@ -63,7 +64,7 @@ def load_model(cfg: Config, backend: str, adapter=None):
         model, processor = _load_unsloth(cfg, path, adapter)
     else:
         model, processor = _load_hf(cfg, path, adapter)
-    return model, cap_images(processor, family_of(cfg.model), _image_cap(cfg))
+    return model, cap_images(processor, family_of(cfg.model), image_cap(cfg))
 
 
 def _load_unsloth(cfg: Config, path: str, adapter: Path | None):

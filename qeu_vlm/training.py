@@ -20,7 +20,8 @@ from .conversation import with_image_list
 from .model import for_training, load_model, precision
 from .presets import PRESETS
 
-__all__ = ["TrainingError", "train", "sft_config", "precision", "gpu_memory", "last_checkpoint"]
+__all__ = ["TrainingError", "train", "sft_config", "batch_and_accumulation", "precision", "gpu_memory",
+           "last_checkpoint", "save_training_log"]
 
 
 def gpu_memory() -> dict:
@@ -44,18 +45,29 @@ def _checkpointing_name() -> str:
     return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
+def batch_and_accumulation(cfg: Config) -> tuple[int, int]:
+    """Samples per step on the GPU and steps per optimizer update: the run's, else its preset's (sized for the
+    preset's GPU), else 2 and 1.
+
+    >>> batch_and_accumulation(Config())
+    (1, 8)
+    """
+    preset = PRESETS.get(cfg.model)
+    return (cfg.batch_size or (preset.batch_size if preset else 2),
+            cfg.grad_accum or (preset.grad_accum if preset else 1))
+
+
 def sft_config(cfg: Config, run: Path):
     """TRL's ``SFTConfig`` for the run, as Unsloth's vision notebooks set it: the collator makes the batches
     (``skip_prepare_dataset``), no truncation by the trainer, 8-bit AdamW on a GPU."""
     import torch
     from trl import SFTConfig
 
-    preset = PRESETS.get(cfg.model)
-    batch = cfg.batch_size or (preset.batch_size if preset else 2)
+    batch, accumulation = batch_and_accumulation(cfg)
     return SFTConfig(
         output_dir=str(Path(run) / "checkpoints"), max_steps=cfg.max_steps, seed=cfg.seed, data_seed=cfg.seed,
         per_device_train_batch_size=batch, per_device_eval_batch_size=batch,
-        gradient_accumulation_steps=cfg.grad_accum or (preset.grad_accum if preset else 1),
+        gradient_accumulation_steps=accumulation,
         learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_schedule, warmup_steps=cfg.warmup_steps,
         optim=cfg.optim or ("adamw_8bit" if torch.cuda.is_available() else "adamw_torch"),
         logging_steps=cfg.logging_steps, eval_strategy="steps" if cfg.eval_steps else "no",
@@ -133,11 +145,16 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
         model.load_state_dict(type(model).from_pretrained(last).state_dict())
     before = gpu_memory()
     out = trainer.train(resume_from_checkpoint=last)
-    _save(trainer, processor, run, backend, out, lengths, before)
+    save_training_log(trainer, out, run, backend, lengths, before)
+    trainer.save_model(str(run / "adapter"))
+    processor.save_pretrained(str(run / "adapter"))
     return trainer
 
 
-def _save(trainer, processor, run: Path, backend: str, out, lengths: list, before: dict):
+def save_training_log(trainer, out, run, backend: str, lengths: list, before: dict) -> None:
+    """``log_history.json`` (the losses notebook 04 plots) and ``train_stats.json`` (time, speed, GPU memory) in the
+    run folder. ``out``: what ``trainer.train`` returned; ``before``: ``gpu_memory()`` before training."""
+    run = Path(run)
     after = gpu_memory()
     stats = {
         "backend": backend,
@@ -154,5 +171,3 @@ def _save(trainer, processor, run: Path, backend: str, out, lengths: list, befor
                   "peak_for_training_gb": round(after["peak_reserved_gb"] - before["peak_reserved_gb"], 3)}
     (run / "train_stats.json").write_text(json.dumps(stats, indent=1))
     (run / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-    trainer.save_model(str(run / "adapter"))
-    processor.save_pretrained(str(run / "adapter"))

@@ -26,14 +26,16 @@ def test_conventions(path):
     assert first.cell_type == "markdown" and first.source.startswith("# ")
     assert "colab.research.google.com/github/" in first.source and f"notebooks/{path.name})" in first.source
     code = _code(nb)
-    assert "COLAB_" in code[0].source and "pip install" in code[0].source, "first code cell: the Colab-only install"
+    install = code[0].source
+    assert "COLAB_" in install and "install_colab_stack()" in install, "first code cell: the Colab-only install"
+    assert len(install.splitlines()) <= 8, "the install cell: at most 8 lines"
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1 and "SMOKE = False" in params[0].source and "RUN_DIR = None" in params[0].source
     # papermill reads each parameter line; a second "=" (in a comment) makes it skip the line, and warn
     assert all(line.count("=") <= 1 for line in params[0].source.splitlines()), "no '=' in parameter comments"
     opening = code[code.index(params[0]) + 1].source
-    assert "quiet_output()" in opening and "smoke_notice(cfg)" in opening and "run_folder(RUN_DIR, SMOKE)" in opening
-    assert re.search(r"cfg = Config\.open\(.*\n(?:.*\n)?backend = choose\(cfg\.backend\)", opening)
+    assert "smoke_notice(cfg)" in opening and "open_run(RUN_DIR, SMOKE" in opening
+    assert re.search(r"cfg = open_run\(.*\n(?:.*\n)?backend = choose\(cfg\.backend\)", opening)
     if path.stem[:2] != "01":                 # each later notebook stops, naming 01, on a folder 01 never made
         assert 'first="01_load_data"' in opening
     for c in code:
@@ -46,20 +48,35 @@ def test_conventions(path):
     assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 3
 
 
-def test_one_install_cell_follows_unsloths_recipe_with_the_colab_lanes_versions():
+def test_one_install_cell_runs_unsloths_recipe_with_the_colab_lanes_versions():
+    from qeu_vlm.colab import COLAB_STACK
+
     cells = {_code(nbformat.read(p, as_version=4))[0].source for p in NBS}
     assert len(cells) == 1, "the install cell differs between notebooks"
     cell = cells.pop()
+    assert '"--no-deps",' in cell and "qeu_vlm @ git+" in cell    # the package moves none of the recipe's pins
     lane = dict(line.split("==") for line in (NBS[0].parent.parent / "requirements-colab.txt").read_text().split("\n")
                 if "==" in line and not line.startswith("#"))
     lane = {k.lower().replace("_", "-"): v for k, v in lane.items()}
-    pins = re.findall(r'"([A-Za-z0-9_.-]+)==([^"]+)"', cell)
+    pins = [a.split("==") for step in COLAB_STACK for a in step if "==" in a]
     assert {"unsloth", "unsloth_zoo", "transformers", "trl", "peft"} <= {name for name, _ in pins}
     for name, version in pins:
-        if name != "xformers":                            # chosen by Colab's torch, as Unsloth's recipe does
-            assert lane[name.lower().replace("_", "-")] == version, (name, version)
-    assert '"--no-deps", "qeu_vlm @ git+' in cell and "torch\"" not in cell   # Colab's CUDA torch is kept
-    assert "if pip.returncode:" in cell and "capture_output=True" in cell      # quiet on success, loud on failure
+        assert lane[name.lower().replace("_", "-")] == version, (name, version)
+    assert not any(a == "torch" or a.startswith("torch==") for step in COLAB_STACK for a in step)  # Colab's CUDA torch
+
+
+def test_the_finetuning_notebook_makes_unsloths_calls_in_unsloths_order():
+    code = [c.source for c in _code(nbformat.read(NBS[2], as_version=4))]
+    calls = ["FastVisionModel.from_pretrained(", "FastVisionModel.get_peft_model(", "finetune_vision_layers",
+             "lora_alpha = ", "FastVisionModel.for_inference(model)", "TextStreamer(", "preflight(",
+             "UnslothVisionDataCollator(", "SFTConfig(", 'dataset_kwargs = {"skip_prepare_dataset": True}',
+             "SFTTrainer(", "gpu_memory()", "trainer.train(resume_from_checkpoint=", "model.save_pretrained(",
+             "FastVisionModel.from_pretrained(str(run / \"adapter\")"]
+    where = [next((i for i, c in enumerate(code) if call in c), None) for call in calls]
+    assert None not in where, [c for c, w in zip(calls, where) if w is None]
+    assert where == sorted(where), list(zip(calls, where))
+    for c in code:                      # the Unsloth call first and plainly: at most one if-statement per cell
+        assert len(re.findall(r"^if ", c, re.M)) <= 1, c
 
 
 # Text no reader should meet in a notebook's output.

@@ -23,7 +23,7 @@ from ..config import Config
 from ..conversation import convert, shot_plan, with_image_list
 from ..data import DataError, load_pools, load_records
 from ..domain import PASSED, parse_bbox
-from ..generation import predict
+from ..generation import predict, prediction_row, write_jsonl
 from ..metrics import score_rows
 from ..model import load_model
 from ..plots import evaluation_plots, example_figure, learning_curves, sample_sheet
@@ -278,6 +278,19 @@ def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=No
         rows += new
     evaluation_plots(rows, run / f"evaluation_{which}.png",
                      title=f"{which} model ({label or cfg.model}), {len(test)} test records")
+    return save_inspection(run, which, rows)
+
+
+def save_inspection(run, which: str, rows: list[dict]) -> dict:
+    """Score answers (rows as ``generation.prediction_row`` makes them) and save them in the run folder:
+    ``predictions_{which}_{shot}.jsonl`` per shot mode (the baseline's in ``predictions_baseline.jsonl``) and
+    ``metrics_{which}.json``, the scores with the positions answered most often. Returns the scores."""
+    run = Path(run)
+    if which == "baseline":
+        write_jsonl(rows, run / "predictions_baseline.jsonl")
+    else:
+        for shot in dict.fromkeys(r["shot"] for r in rows):
+            write_jsonl([r for r in rows if r["shot"] == shot], run / f"predictions_{which}_{shot}.jsonl")
     scores = score_rows(rows)
     seen = Counter(r["parsed"]["position"] for r in rows).most_common()
     scores["answers_seen"], scores["answer_distribution"] = dict(seen[:5]), dict(seen)
@@ -292,7 +305,6 @@ def baseline_step(cfg: Config, prepared=None, fit_on: int | None = None) -> dict
     import numpy as np
 
     from .baseline import Baseline
-    from ..generation import prediction_row, write_jsonl
 
     p = prepared or prepare(cfg)
     run, pools = p.run, p.pools
@@ -305,10 +317,7 @@ def baseline_step(cfg: Config, prepared=None, fit_on: int | None = None) -> dict
         t = time.perf_counter()
         text = bl.answer(r, pools.passed[r["type"]][rng.integers(len(pools.passed[r["type"]]))])
         rows.append(prediction_row(text, answer_for(r), "zero", r["type"], time.perf_counter() - t))
-    write_jsonl(rows, run / "predictions_baseline.jsonl")
-    scores = score_rows(rows)
-    (run / "metrics_baseline.json").write_text(json.dumps(scores, indent=1, default=str))
-    return scores
+    return save_inspection(run, "baseline", rows)
 
 
 def run_replay(cfg: Config) -> dict:
