@@ -61,7 +61,7 @@ def main(argv=None):
     head, query = torch.nn.Linear(width, 1), torch.nn.Parameter(torch.randn(width) * 0.02)
 
     def logits(x):
-        f = torch.stack(image_tokens(tower, processor, x))                  # (image, token, feature)
+        f = torch.stack(image_tokens(tower, processor, x)[0])               # (image, token, feature)
         if args.pool == "max":
             pooled = f.max(1).values
         elif args.pool == "mean":
