@@ -6,7 +6,7 @@ from huggingface_hub import ModelCard
 
 from qeu_vlm.config import Config
 from qeu_vlm.model import load_model
-from qeu_vlm.tools.publish import card_for_display, export_gguf, export_merged, model_card, push_adapter, twin_card
+from qeu_vlm.tools.publish import model_card, push_adapter, twin_card
 from qeu_vlm.tools.steps import loadable
 
 
@@ -31,14 +31,12 @@ def test_the_card_names_the_library_and_shows_its_header_as_a_header(tmp_path):
     full = str(model_card(tmp_path, "tiny", "me/smoke", full_model=True))
     assert "library_name: transformers" in full and "base_model" not in full   # "tiny" is no Hub id
     assert "CPU smoke figures from a tiny random model" in full
-    shown = card_for_display(full)
-    assert shown.startswith("```yaml\nlibrary_name: transformers") and "\n---\n" not in shown
+    card = model_card(tmp_path, "tiny", "me/smoke", full_model=True)       # what 06 shows: header, then the page
+    assert card.data.to_yaml().startswith("library_name: transformers") and "\n---\n" not in card.text
 
 
-def test_the_twin_card_is_found_and_gguf_needs_unsloth(tmp_path):
+def test_the_twin_card_is_found():
     assert twin_card().name == "synthetic_twin.md"
-    with pytest.raises(RuntimeError, match="GGUF export needs a model loaded by Unsloth"):
-        export_gguf(object(), None, tmp_path / "gguf", backend="hf")
 
 
 def test_push_needs_token_and_never_shows_it(tmp_path, monkeypatch, capsys):
@@ -55,12 +53,15 @@ def test_push_needs_token_and_never_shows_it(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_lora_merge_export_reloads(tmp_path):
+    """06's merge off Unsloth: peft's merge_and_unload, then save_pretrained; the tiny model reloads without LoRA."""
     from qeu_vlm.offline.tiny_model import load_tiny_vlm
     cfg = Config().smoke()
     cfg.full_finetune = False
     model, proc = load_model(loadable(cfg, tmp_path), "hf")
     assert any("lora_" in n for n, _ in model.named_parameters())
-    out = export_merged(model, proc, tmp_path / "merged")
+    out = tmp_path / "merged"
+    model.merge_and_unload().save_pretrained(out)
+    proc.save_pretrained(out)
     merged, _ = load_tiny_vlm(out)
     assert not any("lora_" in n for n, _ in merged.named_parameters())
     assert list(out.glob("*.safetensors"))

@@ -1,5 +1,5 @@
-"""Save, export and publish a trained adapter. The Hub token comes from the environment or Colab
-secrets and is never printed, logged or written to disk."""
+"""Publish a trained adapter (its model card, the push) and the synthetic twin. The Hub token comes from the
+environment or Colab secrets and is never printed, logged or written to disk."""
 from __future__ import annotations
 
 import json
@@ -57,22 +57,6 @@ def model_card(run: str | Path, base: str, name: str, full_model: bool = False):
         shots=" and ".join(f"{s}-shot" for s in m["by_shot"]))
 
 
-def card_for_display(card: str) -> str:
-    """The card as a notebook shows it: the YAML header in a code block (as Markdown it would draw a rule and a
-    large heading), the rest as Markdown."""
-    if card.startswith("---\n"):
-        header, _, body = card[4:].partition("\n---\n")
-        return f"```yaml\n{header}\n```\n\n{body}"
-    return card
-
-
-def write_model_card(run: str | Path, base: str, name: str, full_model: bool = False) -> Path:
-    """``run/adapter/README.md``: what ``push_adapter`` uploads; written alone in smoke mode to look at."""
-    path = Path(run) / "adapter" / "README.md"
-    model_card(run, base, name, full_model).save(path)
-    return path
-
-
 def push_adapter(run: str | Path, repo_id: str, base: str, private: bool = True, full_model: bool = False) -> str:
     """Upload ``run/adapter`` (safetensors) with a model card carrying the metrics."""
     from huggingface_hub import HfApi, get_token
@@ -83,7 +67,7 @@ def push_adapter(run: str | Path, repo_id: str, base: str, private: bool = True,
     adapter = Path(run) / "adapter"
     if not any(adapter.glob("*.safetensors")):
         raise FileNotFoundError(f"{adapter}: no .safetensors weights to push")
-    write_model_card(run, base, repo_id, full_model)
+    model_card(run, base, repo_id, full_model).save(adapter / "README.md")
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     api.upload_folder(folder_path=str(adapter), repo_id=repo_id, ignore_patterns=["training_args.bin"])
@@ -113,24 +97,3 @@ def twin_card() -> Path:
         if path.exists():
             return path
     raise FileNotFoundError("synthetic_twin.md: the twin's data card is not installed; reinstall qeu_vlm")
-
-
-def export_gguf(model, processor, out: str | Path, backend: str, quantization_method: str = "q4_k_m") -> Path:
-    """A GGUF file for llama.cpp and Ollama, with Unsloth's exporter; only a model loaded by Unsloth has it."""
-    if backend != "unsloth" or not hasattr(model, "save_pretrained_gguf"):
-        raise RuntimeError("GGUF export needs a model loaded by Unsloth (backend 'unsloth', a CUDA GPU)")
-    model.save_pretrained_gguf(str(out), processor, quantization_method=quantization_method)
-    return Path(out)
-
-
-def export_merged(model, processor, out: str | Path, backend: str = "hf") -> Path:
-    """Merge LoRA into the base weights and save 16-bit weights: Unsloth's own merger on its backend,
-    transformers + peft's ``merge_and_unload`` elsewhere (a fully trained model is saved as it is)."""
-    out = Path(out)
-    if backend == "unsloth":
-        model.save_pretrained_merged(str(out), processor, save_method="merged_16bit")
-        return out
-    merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    merged.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
