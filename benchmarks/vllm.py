@@ -56,7 +56,7 @@ def run(quick: bool = False, n: int = 64, max_new_tokens: int = 48) -> list[tupl
     from qeu_vlm.offline.tiny_model import build_tiny_vlm
     from qeu_vlm.vllm_engine import VllmEngine
 
-    n = 6 if quick else n
+    n, load = 6 if quick else n, os.getloadavg()[0]      # other work on the machine slows both engines
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         twin = write_twin(SynthConfig(n_train=8, n_test=n, seed=0).generate(progress=False), d / "twin")
@@ -84,7 +84,8 @@ def run(quick: bool = False, n: int = 64, max_new_tokens: int = 48) -> list[tupl
                          f"{n / t_hf:.1f} ({t_hf:.1f} s)", f"{t_hf / dt:.1f}x", f"{same}/{n}"))
         threads = torch.get_num_threads()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch threads {threads}, Python "
-          f"{platform.python_version()}; date {date.today()}; max_new_tokens {max_new_tokens}, generate batch {batch}"
+          f"{platform.python_version()}, load average {load:.1f} before, {os.getloadavg()[0]:.1f} after; date "
+          f"{date.today()}; max_new_tokens {max_new_tokens}, generate batch {batch}"
           f"{' (quick: counts shrunk, figures not comparable)' if quick else ''}")
     return rows
 

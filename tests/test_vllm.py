@@ -179,7 +179,8 @@ def test_the_benchmark_prints_both_engines_side_by_side():
     done = subprocess.run([sys.executable, "-m", "benchmarks.vllm", "--quick"], cwd=Path(__file__).parent.parent,
                           capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert re.search(r"machine: .*cores, torch threads \d+.*date \d{4}-\d\d-\d\d", done.stdout)
+    assert re.search(r"machine: .*cores, torch threads \d+, .*load average [\d.]+ before.*date \d{4}-\d\d-\d\d",
+                     done.stdout)
     for model in ("base", r"base \+ LoRA \(language \+ tower\)"):
         assert re.search(rf"\| {model} \| 6 \(2 one-shot\) \| [\d.]+ \([\d.]+ s\) \| [\d.]+ \([\d.]+ s\) \| "
                          rf"[\d.]+x \| 6/6 \|", done.stdout), done.stdout
