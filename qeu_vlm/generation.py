@@ -26,11 +26,18 @@ def stop_ids(model, tokenizer) -> list[int]:
     return sorted({answer_markers(tokenizer)[1], *eos})
 
 
-def _inputs(processor, convs: list[dict], device):
-    """Model inputs for inference conversations: chat template with the generation prompt, images, padding."""
+def chat_prompts(processor, convs: list[dict]) -> tuple[list[str], list[list]]:
+    """(prompt texts, images per prompt) of inference conversations: the chat template with the generation prompt,
+    one image placeholder per image; every engine is given these."""
     samples = [with_image_list(c) for c in convs]
     texts = [processor.apply_chat_template(s["messages"], tokenize=False, add_generation_prompt=True) for s in samples]
-    return processor(text=texts, images=[s["images"] for s in samples], return_tensors="pt", padding=True).to(device)
+    return texts, [s["images"] for s in samples]
+
+
+def _inputs(processor, convs: list[dict], device):
+    """Model inputs for inference conversations: ``chat_prompts``, the images processed, padding."""
+    texts, images = chat_prompts(processor, convs)
+    return processor(text=texts, images=images, return_tensors="pt", padding=True).to(device)
 
 
 def _greedy(model, tok) -> dict:

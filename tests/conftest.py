@@ -1,4 +1,5 @@
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -13,16 +14,37 @@ triton_on_cpu()
 
 sys.path.insert(0, str(Path(__file__).parent))     # tests/unsloth_seam.py, for tests and their subprocesses
 HAS_UNSLOTH = importlib.util.find_spec("unsloth") is not None
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "unsloth: runs Unsloth's own code on CPU (the Colab lane, where it is installed)"
     )
+    config.addinivalue_line("markers", "vllm: runs vLLM (the vLLM lane, where it is installed)")
     config.addinivalue_line("markers", "slow: takes more than a few seconds; `-m 'not slow'` is the quick loop")
 
 
 def pytest_collection_modifyitems(config, items):
+    _deselect_vllm(config, items)
+    _unsloth_last(config, items)
+
+
+def _deselect_vllm(config, items):
+    """Without vLLM (the usual and Colab lanes) its tests are deselected, and said so; in the vLLM lane a missing
+    vLLM is an error, never a deselection."""
+    marked = [i for i in items if "vllm" in i.keywords]
+    if HAS_VLLM or not marked:
+        return
+    if os.environ.get("STACK") == "vllm":
+        raise pytest.UsageError("the vLLM lane (STACK=vllm) runs where vLLM is not installed")
+    config.hook.pytest_deselected(items=marked)
+    items[:] = [i for i in items if "vllm" not in i.keywords]
+    print(f"\n{len(marked)} vLLM tests deselected: vllm is not installed here "
+          "(STACK=vllm bash scripts/test.sh runs them)")
+
+
+def _unsloth_last(config, items):
     """Without Unsloth (the usual lane) its tests are deselected, and said so; with it (the Colab lane) they run
     last, because importing Unsloth patches TRL for the rest of the process."""
     marked = [i for i in items if "unsloth" in i.keywords]

@@ -48,7 +48,7 @@ def test_no_import_circle():
 
 
 CORE = {"domain", "data", "prompts", "conversation", "batching", "presets", "families", "backend", "model", "training",
-        "generation", "answer", "metrics", "plots", "config", "files", "colab"}
+        "generation", "vllm_engine", "answer", "metrics", "plots", "config", "files", "colab"}
 SUBPACKAGES = {"twin": {"synth", "render", "figure"}, "offline": {"tiny_model", "random_models", "pretrain"},
                "tools": {"steps", "main_job", "baseline", "planner", "report", "publish", "cli", "notebook_runner",
                          "vision_warmup"},

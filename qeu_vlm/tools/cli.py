@@ -157,7 +157,7 @@ def cmd_train(a):
 def cmd_inspect(a):
     from .steps import inspect_step
 
-    print(json.dumps(inspect_step(_run_config(a), a.which)["by_shot"], indent=1))
+    print(json.dumps(inspect_step(_run_config(a), a.which, engine=a.engine)["by_shot"], indent=1))
 
 
 def cmd_plot(a):
@@ -212,6 +212,9 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--run", required=True, help="run folder holding config.json")
         if name == "inspect":
             c.add_argument("--which", choices=("base", "finetuned"), default="finetuned")
+            c.add_argument("--engine", choices=("transformers", "vllm"), default="transformers",
+                           help="vllm: batch inspection on vLLM, the adapter served as LoRA (bash "
+                                "scripts/install_vllm_stack.sh on a CPU, pip install vllm on a GPU)")
     pl = sub.add_parser("plan", help="estimate tokens and peak VRAM of a preset; T4/L4/A100 verdicts and fixes")
     pl.add_argument("--preset", default="all", help="a preset name, or all")
     add_fields(pl, Setting, skip=("preset",))

@@ -255,23 +255,37 @@ def loss_summary(run) -> dict:
 
 
 def inspect_step(cfg: Config, which: str = "finetuned", model=None, processor=None, prepared=None,
-                 label: str | None = None) -> dict:
+                 label: str | None = None, engine: str = "transformers") -> dict:
     """Inspect the test slice zero- and one-shot with the base model or base + trained weights; score it.
 
     ``prepared``: what ``prepare(cfg)`` returned, so a caller running several steps loads the data once;
-    ``label``: the model as figure titles name it (default ``cfg.model``).
+    ``label``: the model as figure titles name it (default ``cfg.model``); ``engine``: ``"transformers"``
+    (``generate``, runs everywhere) or ``"vllm"`` (``vllm_engine``: the adapter served as LoRA, the same rows).
     """
+    if engine == "vllm":
+        from ..vllm_engine import engine_for, predict as vllm_predict, require_vllm
+
+        require_vllm()
+    elif engine != "transformers":
+        raise ValueError(f"unknown engine {engine!r} (known: transformers, vllm)")
     backend = backends.choose(cfg.backend)
     p = prepared or prepare(cfg)
     run, test = p.run, p.test
-    if model is None:
-        model, processor = load_step(cfg, run, backend, adapter=str(run / "adapter") if which == "finetuned" else None)
+    adapter = str(run / "adapter") if which == "finetuned" else None
+    if engine == "vllm":
+        served_by, adapter = engine_for(loadable(cfg, run), [c for cs in p.infer.values() for c in cs], adapter)
+    elif model is None:
+        model, processor = load_step(cfg, run, backend, adapter=adapter)
     truths = [answer_for(r) for r in test]
     k = next((i for i, t in enumerate(truths) if t.judgement != PASSED), 0)   # the example shows a bent pin
     rows = []
     for shot, cs in p.infer.items():
-        new = predict(model, processor, test, cs, truths, run / f"predictions_{which}_{shot}.jsonl",
-                      batch_size=cfg.inspect_batch_size, max_new_tokens=cfg.max_new_tokens, backend=backend)
+        path = run / f"predictions_{which}_{shot}.jsonl"
+        if engine == "vllm":
+            new = vllm_predict(served_by.base, test, cs, truths, path, adapter, cfg.max_new_tokens, engine=served_by)
+        else:
+            new = predict(model, processor, test, cs, truths, path, batch_size=cfg.inspect_batch_size,
+                          max_new_tokens=cfg.max_new_tokens, backend=backend)
         example_figure(cs[k], new[k]["text"], format_answer(truths[k]), run / f"example_{which}_{shot}.png",
                        bbox=test[k]["bbox_str"], title=f"{which} model ({label or cfg.model}), {shot}-shot: test "
                        f"record {k + 1} of {len(test)}")
