@@ -109,7 +109,7 @@ def test_defects_on_every_row_including_c():
     ({"look": "rendered", "render": {"roll_deg": 30}}, "roll_deg"),
     ({"look": "rendered", "render": {"bright_fraction": 2}}, "bright_fraction"),
     ({"look": "rendered", "render": {"focal": 2}}, "focal"),
-    ({"render": {"bright_fraction": 0.5}}, "render"),
+    ({"look": "schematic", "render": {"bright_fraction": 0.5}}, "render"),   # render options need the rendered look
 ])
 def test_bad_options_name_the_field(kw, field):
     with pytest.raises(SynthError, match=field):
