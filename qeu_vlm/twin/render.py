@@ -318,6 +318,13 @@ def draw_labels(img: Image.Image) -> Image.Image:
     return img
 
 
+def dst_of(rend: Render, pose: Pose, rng: np.random.Generator, cfg: RenderConfig, far: bool = False) -> Image.Image:
+    """The DST image of ``rend`` (rendered at ``pose``) against a passed render of a nudged pose, as the twin makes
+    its records; ``far``: a reference far off in pose (the bright areas of some passed parts)."""
+    ref = render_scene(pose.nudged(rng, cfg.bright_jitter if far else cfg.ref_jitter), labels=False)
+    return dst_from(rend, ref, cfg.dst_gain)
+
+
 def dst_from(test: Render, ref: Render, gain: float = 1.5) -> Image.Image:
     """A DST image as the originals were made: the test render's difference against a passed render, smoothed.
 

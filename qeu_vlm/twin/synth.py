@@ -293,16 +293,12 @@ def generate_rendered(cfg: SynthConfig, progress: bool = True) -> Twin:
 
     Pools as on the real Drive: a star image has the same file name as the passed image it was drawn on.
     """
-    from .render import Pose, defect_box, dst_from, fit_bend, jpeg_bytes, render_scene
+    from .render import Pose, defect_box, dst_of, fit_bend, jpeg_bytes, render_scene
 
     rc = cfg.render_config()
     rng = np.random.default_rng(cfg.seed)
     twin, pins = Twin(cfg), cfg.pins()
     bar = tqdm(total=cfg.n_train + cfg.n_test, desc="rendering twin", disable=not progress)
-
-    def dst(rend, pose, bright):
-        ref = render_scene(pose.nudged(rng, rc.bright_jitter if bright else rc.ref_jitter), labels=False)
-        return dst_from(rend, ref, rc.dst_gain)
 
     for name, n in ((cfg.train_name, cfg.n_train), (cfg.test_name, cfg.n_test)):
         recs = []
@@ -317,8 +313,8 @@ def generate_rendered(cfg: SynthConfig, progress: bool = True) -> Twin:
             rend = render_scene(pose, addr, mode, bend)
             box = (147, 103, 328, 228) if addr is None else defect_box(rend, addr)
             # Passed parts' DST sometimes come from a reference far off in pose: large bright areas on good pins.
-            img = dst(rend, pose, addr is None and rng.random() < rc.bright_fraction) if typ == "CYLN_DST" \
-                else rend.image
+            img = dst_of(rend, pose, rng, rc, addr is None and rng.random() < rc.bright_fraction) \
+                if typ == "CYLN_DST" else rend.image
             recs.append({"dir": format_dir(addr, mode), "position": format_position(addr), "type": typ,
                          "bbox_str": format_bbox(mode, box), "image": jpeg_bytes(img, rc.jpeg_quality)})
             bar.update()
@@ -330,7 +326,7 @@ def generate_rendered(cfg: SynthConfig, progress: bool = True) -> Twin:
         for i in range(cfg.n_pool):
             pose = Pose.random(rng, rc)
             rend = render_scene(pose)
-            img = dst(rend, pose, False) if kind == "DST" else rend.image
+            img = dst_of(rend, pose, rng, rc) if kind == "DST" else rend.image
             fname = f"combined_image_simple_no{number:03d}.jpg"
             number += 1
             twin.pools.setdefault(kind, []).append((fname, jpeg_bytes(img, rc.jpeg_quality)))
