@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -89,15 +90,14 @@ def star_images(n: int, seed: int, size=(224, 154), no_star: float = 0.0) -> lis
     share ``no_star`` of them), as the twin writes its records (JPEG) and resized to ``size``."""
     from ..domain import N_PINS
     from ..tools.vision_warmup import Mark
-    from ..twin.render import Pose, RenderConfig, draw_star, dst_from, render_scene
+    from ..twin.render import Pose, RenderConfig, draw_star, dst_of, render_scene
 
     rc, rng, out = RenderConfig(), np.random.default_rng(seed), []
     for _ in range(n):
         pose = Pose.random(rng, rc)
         rend = render_scene(pose)
         kind = "DST" if rng.random() < 0.5 else "RAW"
-        img = dst_from(rend, render_scene(pose.nudged(rng, rc.ref_jitter), labels=False), rc.dst_gain) \
-            if kind == "DST" else rend.image
+        img = dst_of(rend, pose, rng, rc) if kind == "DST" else rend.image
         w, h = img.size
         if rng.random() < no_star:
             out.append(StarImage(Mark(_finish(img, rc, size)), f"CYLN_{kind}"))
@@ -111,13 +111,13 @@ def star_images(n: int, seed: int, size=(224, 154), no_star: float = 0.0) -> lis
 
 def reference_images(n: int, seed: int, size=(224, 154)) -> dict:
     """``n`` passed parts per image type, without a star: the references of two-image conversations."""
-    from ..twin.render import Pose, RenderConfig, dst_from, render_scene
+    from ..twin.render import Pose, RenderConfig, dst_of, render_scene
 
     rc, rng, out = RenderConfig(), np.random.default_rng(seed), {"CYLN_DST": [], "CYLN_RAW": []}
     for _ in range(n):
         pose = Pose.random(rng, rc)
         rend = render_scene(pose)
-        dst = dst_from(rend, render_scene(pose.nudged(rng, rc.ref_jitter), labels=False), rc.dst_gain)
+        dst = dst_of(rend, pose, rng, rc)
         out["CYLN_DST"].append(_finish(dst, rc, size))
         out["CYLN_RAW"].append(_finish(rend.image, rc, size))
     return out
@@ -203,7 +203,9 @@ def pretrain(out, recipe: Recipe | None = None, log=print) -> dict:
         raise PretrainError(f"every count and step number must be >= 1 and no_star in [0, 1): {recipe}")
     out = check_writable(out)
     t0, seconds = time.perf_counter(), {}
-    with staged(out) as work:
+    # the from-scratch build and the trainer's stage folders live in a scratch folder; only the model lands in out
+    with staged(out) as work, tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
         stars = star_images(recipe.n_images, recipe.seed + 1, recipe.size)
         mix = star_images(recipe.n_images, recipe.seed + 2, recipe.size, recipe.no_star)
         held = star_images(recipe.n_held_out, recipe.seed + 3, recipe.size, recipe.no_star)
@@ -214,7 +216,7 @@ def pretrain(out, recipe: Recipe | None = None, log=print) -> dict:
         seconds["images"] = round(time.perf_counter() - t0, 1)
         log(f"{len(stars) + len(mix) + len(held)} star images in {seconds['images']} s")
 
-        build = work / "build"
+        build = scratch / "build"
         build_tiny_vlm(build, seed=recipe.seed, max_pixels=224 * 168, size=recipe.model_size,
                        lecun_init=True, **stats)
         model, processor = load_tiny_vlm(build)
@@ -223,11 +225,11 @@ def pretrain(out, recipe: Recipe | None = None, log=print) -> dict:
                               batch_size=2 * recipe.batch_size, seed=recipe.seed)
         log(f"stage 1, vision warm-up: {warm['steps']} steps, pin found in {warm['accuracy']} of images")
         single = [conversation(s) for s in stars]
-        trainer = train(_config(build, work / "stage2", recipe, recipe.single_steps, recipe.lr), single, [],
-                        work / "stage2", resume=False, model=model, processor=processor)
+        trainer = train(_config(build, scratch / "stage2", recipe, recipe.single_steps, recipe.lr), single, [],
+                        scratch / "stage2", resume=False, model=model, processor=processor)
         log(f"stage 2, one-image star conversations: {recipe.single_steps} steps")
-        trainer = train(_config(build, work / "stage3", recipe, recipe.mix_steps, recipe.lr / 2),
-                        mixed(mix, refs, recipe.seed), [], work / "stage3", resume=False, model=trainer.model,
+        trainer = train(_config(build, scratch / "stage3", recipe, recipe.mix_steps, recipe.lr / 2),
+                        mixed(mix, refs, recipe.seed), [], scratch / "stage3", resume=False, model=trainer.model,
                         processor=processor)
         log(f"stage 3, the mix: {recipe.mix_steps} steps")
         model = trainer.model.eval()
@@ -236,25 +238,11 @@ def pretrain(out, recipe: Recipe | None = None, log=print) -> dict:
         seconds["total"] = round(time.perf_counter() - t0, 1)
         figures = {"recipe": asdict(recipe), "held_out": scores, "vision_warmup": warm["log"], "seconds": seconds,
                    "torch_threads": torch.get_num_threads()}
-        model.to(torch.float16).save_pretrained(work / "model")
-        processor.save_pretrained(work / "model")
-        final = work / "final"
-        (work / "model").rename(final)
-        for p in list(work.iterdir()):
-            if p != final:
-                _remove(p)
-        for p in final.iterdir():
-            p.rename(work / p.name)
-        final.rmdir()
+        model.to(torch.float16).save_pretrained(work)
+        processor.save_pretrained(work)
         (work / "pretraining.json").write_text(json.dumps(figures, indent=1))
         model_card(figures).save(work / "README.md")
     return figures
-
-
-def _remove(path: Path):
-    import shutil
-
-    shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def model_card(figures: dict):
