@@ -20,7 +20,7 @@ from types import SimpleNamespace
 from .conversation import images_of
 from .families import VISION_PARTS, cap_images, family_of
 from .generation import chat_prompts, prediction_row, stop_ids, write_jsonl
-from .model import _image_cap, check_adapter, load_processor, model_source, precision
+from .model import check_adapter, image_cap, load_processor, model_source, precision
 
 INSTALL = ("on a CPU: bash scripts/install_vllm_stack.sh (vLLM's CPU build, in .venv-vllm); "
            "on a CUDA GPU: pip install vllm")
@@ -188,7 +188,7 @@ class VllmEngine:
 def engine_for(cfg, convs: list[dict], adapter=None) -> tuple[VllmEngine, Path | None]:
     """(the engine for ``cfg``'s model and image cap, the LoRA adapter to ask it for), checked against ``convs``."""
     model, lora, limit, rank = checked(model_source(cfg), convs, adapter)
-    return VllmEngine(model, family_of(cfg.model), _image_cap(cfg), limit, rank), lora
+    return VllmEngine(model, family_of(cfg.model), image_cap(cfg), limit, rank), lora
 
 
 def predict(base, records, convs: list[dict], truths, path, adapter=None, max_new_tokens: int = 64,
