@@ -1,4 +1,6 @@
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -6,7 +8,8 @@ from huggingface_hub import ModelCard
 
 from qeu_vlm.config import Config
 from qeu_vlm.model import load_model
-from qeu_vlm.tools.publish import card_for_display, export_gguf, export_merged, model_card, push_adapter, twin_card
+from qeu_vlm.tools.publish import (card_for_display, export_gguf, export_merged, model_card, push_adapter,
+                                   push_merged, twin_card)
 from qeu_vlm.tools.steps import loadable
 
 
@@ -54,13 +57,65 @@ def test_push_needs_token_and_never_shows_it(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_lora_merge_export_reloads(tmp_path):
-    from qeu_vlm.offline.tiny_model import load_tiny_vlm
-    cfg = Config().smoke()
-    cfg.full_finetune = False
-    model, proc = load_model(loadable(cfg, tmp_path), "hf")
-    assert any("lora_" in n for n, _ in model.named_parameters())
+def test_merged_export_reloads_with_its_processor_and_answers_as_base_plus_adapter(tmp_path, twin, twin_dir):
+    import torch
+
+    from qeu_vlm.conversation import convert
+    from qeu_vlm.data import load_pools
+    from qeu_vlm.generation import _inputs, generate
+
+    cfg = replace(loadable(Config().smoke(), tmp_path), full_finetune=False)
+    model, proc = load_model(cfg, "hf")
+    torch.manual_seed(0)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:            # B starts at zero, where merging changes nothing: give the adapter an effect
+            torch.nn.init.normal_(p, std=0.5)
+    convs = convert(twin.splits["CYLNimages_test_1015"][:2], load_pools(twin_dir / "drive"), ["zero", "one"], seed=0,
+                    with_answer=False)
+    batch = _inputs(proc, convs, "cpu")
+    with torch.inference_mode():
+        tuned = model(**batch).logits
+        with model.disable_adapter():
+            base = model(**batch).logits
+    answers = generate(model, proc, convs, max_new_tokens=16, progress=False)
     out = export_merged(model, proc, tmp_path / "merged")
-    merged, _ = load_tiny_vlm(out)
+    merged, merged_proc = load_model(replace(cfg, model=str(out), full_finetune=True), "hf")
     assert not any("lora_" in n for n, _ in merged.named_parameters())
-    assert list(out.glob("*.safetensors"))
+    assert merged_proc.tokenizer.chat_template == proc.tokenizer.chat_template
+    with torch.inference_mode():
+        again = merged(**_inputs(merged_proc, convs, "cpu")).logits
+    assert not torch.allclose(tuned, base, atol=1e-3)                  # the adapter matters ...
+    assert torch.allclose(again, tuned, atol=1e-4)                     # ... and the merged weights carry it
+    assert [a for a, _ in generate(merged, merged_proc, convs, max_new_tokens=16, progress=False)] == \
+        [a for a, _ in answers]
+
+
+class _UnslothLike:
+    """What Unsloth's ``save_pretrained_gguf`` leaves for a vision model (``{out}_gguf/``), optionally without the
+    projector (Unsloth keeps a text-only export when the projector's conversion fails)."""
+
+    def __init__(self, projector=True):
+        self.projector = projector
+
+    def save_pretrained_gguf(self, out, processor, quantization_method):
+        folder = Path(f"{out}_gguf")
+        folder.mkdir(parents=True)
+        names = [f"Qwen2.5-VL-3B-Instruct.{quantization_method.upper()}.gguf", "Modelfile"]
+        names += ["Qwen2.5-VL-3B-Instruct.BF16-mmproj.gguf"] if self.projector else []
+        for n in names:
+            (folder / n).write_text("")
+
+
+def test_gguf_names_the_language_model_and_the_projector(tmp_path):
+    files = export_gguf(_UnslothLike(), None, tmp_path / "gguf", backend="unsloth")
+    assert {k: v.name for k, v in files.items()} == {"model": "Qwen2.5-VL-3B-Instruct.Q4_K_M.gguf",
+                                                     "mmproj": "Qwen2.5-VL-3B-Instruct.BF16-mmproj.gguf"}
+    with pytest.raises(RuntimeError, match="needs the q4_k_m language model and the -mmproj projector"):
+        export_gguf(_UnslothLike(projector=False), None, tmp_path / "text_only", backend="unsloth")
+
+
+def test_merged_push_needs_a_token_and_never_shows_it(monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    with pytest.raises(RuntimeError, match="no Hub token"):
+        push_merged(object(), None, "me/merged", backend="hf")

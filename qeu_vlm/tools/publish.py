@@ -75,11 +75,9 @@ def write_model_card(run: str | Path, base: str, name: str, full_model: bool = F
 
 def push_adapter(run: str | Path, repo_id: str, base: str, private: bool = True, full_model: bool = False) -> str:
     """Upload ``run/adapter`` (safetensors) with a model card carrying the metrics."""
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import HfApi
 
-    token = get_token()          # HF_TOKEN, Colab's secret store (the key icon), or a saved login
-    if not token:
-        raise RuntimeError("no Hub token: set HF_TOKEN in the environment or in Colab's secrets (key icon)")
+    token = _token()
     adapter = Path(run) / "adapter"
     if not any(adapter.glob("*.safetensors")):
         raise FileNotFoundError(f"{adapter}: no .safetensors weights to push")
@@ -94,11 +92,9 @@ def push_twin(run: str | Path, repo_id: str, private: bool = True, card: str | P
     """Upload the run's synthetic twin (both splits) as a Hub dataset, with its data card
     (``card``, default the ``synthetic_twin.md`` shipped with the package, or of a source checkout)."""
     import datasets
-    from huggingface_hub import DatasetCard, get_token
+    from huggingface_hub import DatasetCard
 
-    token = get_token()
-    if not token:
-        raise RuntimeError("no Hub token: set HF_TOKEN in the environment or in Colab's secrets (key icon)")
+    token = _token()
     datasets.load_from_disk(str(Path(run) / "twin" / "dataset")).push_to_hub(repo_id, private=private, token=token)
     card = Path(card) if card else twin_card()
     DatasetCard(card.read_text()).push_to_hub(repo_id, token=token)
@@ -115,22 +111,68 @@ def twin_card() -> Path:
     raise FileNotFoundError("synthetic_twin.md: the twin's data card is not installed; reinstall qeu_vlm")
 
 
-def export_gguf(model, processor, out: str | Path, backend: str, quantization_method: str = "q4_k_m") -> Path:
-    """A GGUF file for llama.cpp and Ollama, with Unsloth's exporter; only a model loaded by Unsloth has it."""
+def _token() -> str:
+    from huggingface_hub import get_token
+
+    token = get_token()          # HF_TOKEN, Colab's secret store (the key icon), or a saved login
+    if not token:
+        raise RuntimeError("no Hub token: set HF_TOKEN in the environment or in Colab's secrets (key icon)")
+    return token
+
+
+def export_gguf(model, processor, out: str | Path, backend: str, quantization_method: str = "q4_k_m") -> dict:
+    """GGUF files with Unsloth's exporter (only a model loaded by Unsloth has it): ``{"model": path, "mmproj": path}``.
+
+    For a vision model Unsloth (2026.10) writes the 16-bit merge into ``out`` and two GGUF files beside it, in
+    ``{out}_gguf/``: the language model, quantised (``<Model>.Q4_K_M.gguf``), and the vision projector, unquantised
+    (``<Model>.BF16-mmproj.gguf``, ``F16`` on a GPU without bf16 such as a T4), plus an Ollama ``Modelfile``.
+    llama.cpp takes the pair: ``llama-mtmd-cli -m <model>.gguf --mmproj <mmproj>.gguf`` or ``llama-server`` with the
+    same two flags. Ollama does not take a separate mmproj file (Unsloth's own note): for Ollama, build from the
+    merged 16-bit folder with the Modelfile (``ollama create NAME -f Modelfile``). Unsloth treats the projector as
+    optional and keeps a text-only export when it fails; here that is an error, since the model could not see."""
     if backend != "unsloth" or not hasattr(model, "save_pretrained_gguf"):
         raise RuntimeError("GGUF export needs a model loaded by Unsloth (backend 'unsloth', a CUDA GPU)")
     model.save_pretrained_gguf(str(out), processor, quantization_method=quantization_method)
-    return Path(out)
+    folder = Path(f"{out}_gguf")
+    files = sorted(folder.glob("*.gguf"))
+    mmproj = [f for f in files if f.name.lower().endswith("-mmproj.gguf")]
+    text = [f for f in files if f not in mmproj and f".{quantization_method.upper()}." in f.name]
+    if not mmproj or not text:
+        raise RuntimeError(f"{folder}: Unsloth wrote {[f.name for f in files]}; a vision model needs the "
+                           f"{quantization_method} language model and the -mmproj projector")
+    return {"model": text[0], "mmproj": mmproj[0]}
 
 
 def export_merged(model, processor, out: str | Path, backend: str = "hf") -> Path:
-    """Merge LoRA into the base weights and save 16-bit weights: Unsloth's own merger on its backend,
-    transformers + peft's ``merge_and_unload`` elsewhere (a fully trained model is saved as it is)."""
+    """Merge LoRA into the base weights and save them with the processor: Unsloth's own merger on its backend
+    (16-bit), transformers + peft's ``merge_and_unload`` elsewhere (in the dtype loaded: 16-bit on a GPU, 32-bit on
+    a CPU; a fully trained model is saved as it is). The folder is checked to load back with its processor, which
+    merged saves of Qwen-VL models have been known to lose."""
+    from ..model import load_processor
+
     out = Path(out)
     if backend == "unsloth":
         model.save_pretrained_merged(str(out), processor, save_method="merged_16bit")
-        return out
-    merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    merged.save_pretrained(out)
-    processor.save_pretrained(out)
+    else:
+        merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+        merged.save_pretrained(out)
+        processor.save_pretrained(out)
+    try:
+        load_processor(str(out))
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"{out}: the merged model was saved but its processor does not load back ({e})") from e
     return out
+
+
+def push_merged(model, processor, repo_id: str, backend: str, private: bool = True) -> str:
+    """Upload the merged 16-bit model with its processor (beside ``push_adapter``, which uploads the adapter alone):
+    Unsloth's ``push_to_hub_merged`` on its backend, ``merge_and_unload`` + ``push_to_hub`` elsewhere. The
+    caller pushes nothing in smoke mode (notebook 06)."""
+    token = _token()
+    if backend == "unsloth":
+        model.push_to_hub_merged(repo_id, processor, save_method="merged_16bit", token=token, private=private)
+    else:
+        merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+        merged.push_to_hub(repo_id, token=token, private=private)
+        processor.push_to_hub(repo_id, token=token, private=private)
+    return f"https://huggingface.co/{repo_id}"
