@@ -186,3 +186,14 @@ def test_main_job_benchmark_runs_each_seed_in_its_own_process_and_judges_the_tar
     assert len(rows) == 2 and all(row.endswith("| NOT met |") for row in rows)    # a smoke run learns nothing
     assert rc == 1 and "met on 0 of 2 seeds" in out
     assert json.loads((tmp_path / "seed3" / "metrics.json").read_text())["seed"] == 3
+
+
+def test_the_two_gpu_row_is_unmeasured_below_two_gpus_and_a_ratio_with_two():
+    def never(name, spec):
+        raise AssertionError("no run on a machine with fewer than two GPUs")
+
+    row = gpu.two_gpu(never, {"cuda": True, "gpus": 1}, {"trainer samples/s": 2.0}, {"name": "x-2gpu"})
+    assert row == {"verdict": "unmeasured", "why": "needs two CUDA GPUs; this machine has 1"}
+    row = gpu.two_gpu(lambda name, spec: {"trainer samples/s": 3.5, "processes": 2}, {"gpus": 2},
+                      {"trainer samples/s": 2.0}, {"name": "x-2gpu"})
+    assert (row["verdict"], row["ratio"]) == ("measured", 1.75)
