@@ -83,7 +83,7 @@ def test_merged_export_reloads_with_its_processor_and_answers_as_base_plus_adapt
     assert not any("lora_" in n for n, _ in merged.named_parameters())
     assert merged_proc.tokenizer.chat_template == proc.tokenizer.chat_template
     with torch.inference_mode():
-        again = merged(**_inputs(merged_proc, convs, "cpu")).logits
+        again = merged(**batch).logits                                  # the same inputs, padding included
     assert not torch.allclose(tuned, base, atol=1e-3)                  # the adapter matters ...
     assert torch.allclose(again, tuned, atol=1e-4)                     # ... and the merged weights carry it
     assert [a for a, _ in generate(merged, merged_proc, convs, max_new_tokens=16, progress=False)] == \
