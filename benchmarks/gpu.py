@@ -15,6 +15,9 @@ What it measures, into ``OUT/gpu_results.json`` and ``OUT/gpu_results.md``:
 - The one-shot run of each T4 preset with a T4's memory (the process capped at 15 GiB, fp16 as a T4 has no bf16).
   Target for the default preset: it fits, peak <= 15 GiB.
 - Notebooks 03 and 05, executed end to end, not in smoke mode, on the random-weight real-size default preset.
+- With two GPUs: the first preset trained zero-shot (hf) by two processes, ``accelerate launch`` with
+  ``configs/accelerate/ddp.yaml`` through ``python -m qeu_vlm train``, its samples/s beside one GPU's (the trainer's
+  figures for both, first step included); with fewer GPUs the row is printed unmeasured.
 
 Each run is its own process: importing Unsloth patches transformers, peft and TRL for the whole process, so an hf
 row measured in a process that imported Unsloth would be measured patched. The parent never imports torch,
@@ -164,7 +167,8 @@ def _probe(spec: dict) -> dict:
     import torch
 
     cuda = torch.cuda.is_available()
-    out = {"cuda": cuda, "torch": torch.__version__, "cuda_version": torch.version.cuda,
+    out = {"cuda": cuda, "gpus": torch.cuda.device_count(), "torch": torch.__version__,
+           "cuda_version": torch.version.cuda,
            "device": f"CPU ({os.cpu_count()} cores), no CUDA GPU"}
     if cuda:
         props = torch.cuda.get_device_properties(0)
@@ -292,7 +296,8 @@ def _train(spec: dict) -> dict:
     out = {"backend": stats["backend"], "trainer": stats["trainer"], "steps": stats["steps"],
            "first step s": round(clock.steps[0], 3), "s/step": round(s_step, 3),
            "samples/s": round(samples / s_step, 3), "tokens/s": round(samples / s_step * stats["tokens_per_sample"]),
-           "tokens/sample": stats["tokens_per_sample"], "samples/step": samples}
+           "tokens/sample": stats["tokens_per_sample"], "samples/step": samples,
+           "trainer samples/s": stats["samples_per_s"]}
     if cuda:
         train_peak = torch.cuda.max_memory_reserved() / GIB
         out |= {"peak GiB": round(train_peak, 2), "load peak GiB": round(clock.load_peak, 2),
@@ -314,7 +319,38 @@ def _notebooks(spec: dict) -> dict:
             "steps": stats["steps"], "executed": str(run / "executed")}
 
 
-CHILDREN = {"probe": _probe, "build": _build, "train": _train, "notebooks": _notebooks}
+def _ddp(spec: dict) -> dict:
+    """Two processes, one GPU each: the project's train command under ``accelerate launch`` (the DDP config)."""
+    run = Path(spec["run"])
+    run.mkdir(parents=True, exist_ok=True)
+    run_config(spec).save(run / "config.json")
+    done = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                           str(ROOT / "configs" / "accelerate" / "ddp.yaml"), "--num_processes", "2",
+                           "-m", "qeu_vlm", "train", "--run", str(run)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=max(60, int(spec["timeout"])))
+    if done.returncode:
+        raise RuntimeError(f"accelerate launch exited with {done.returncode}: {done.stderr.strip()[-400:]}")
+    stats = json.loads((run / "train_stats.json").read_text())
+    return {"backend": stats["backend"], "trainer": stats["trainer"], "steps": stats["steps"],
+            "processes": stats["processes"], "samples/step": stats["effective_batch"],
+            "trainer samples/s": stats["samples_per_s"]}
+
+
+def two_gpu(runner, probe: dict, single: dict | None, spec: dict) -> dict:
+    """The two-GPU row: run when the machine has two GPUs, else unmeasured, saying why; the ratio is two GPUs'
+    samples/s over one GPU's (the hf zero-shot row), both as the trainer counts them."""
+    gpus = probe.get("gpus", 0)
+    if gpus < 2:
+        return {"verdict": "unmeasured", "why": f"needs two CUDA GPUs; this machine has {gpus}"}
+    row = runner(spec["name"], spec)
+    one = (single or {}).get("trainer samples/s")
+    if row.get("error") or not one:
+        return row | {"verdict": "unmeasured", "why": row.get("error") or "no one-GPU hf zero-shot row to compare"}
+    return row | {"verdict": "measured", "ratio": round(row["trainer samples/s"] / one, 2),
+                  "why": f"{row['trainer samples/s']} vs {one} samples/s on one GPU"}
+
+
+CHILDREN = {"probe": _probe, "build": _build, "train": _train, "notebooks": _notebooks, "ddp": _ddp}
 
 
 def child(spec: dict) -> dict:
@@ -451,6 +487,15 @@ def run_all(args, argv) -> dict:
                 else f"{row.get('steps')} steps, {row.get('samples/s')} samples/s, peak {row.get('peak GiB')} GiB")
         print(f"[{time.monotonic() - t0:5.0f} s] {row['name']}: {row.get('error') or done}", flush=True)
     res["rows"] = rows
+    first = runs[0]["preset"]
+    if first in models:
+        name = f"{first}-zero-hf-2gpu"
+        res["two_gpu"] = two_gpu(runner, probe, next((r for r in rows if r["name"] == f"{first}-zero-hf"), None),
+                                 dict(kind="ddp", name=name, preset=first, shot="zero", backend="hf", t4=False,
+                                      model=models[first], steps=args.steps, shrink=args.shrink,
+                                      run=str(out / "runs" / name)))
+        print(f"[{time.monotonic() - t0:5.0f} s] two GPUs: {res['two_gpu']['verdict']} ({res['two_gpu']['why']})",
+              flush=True)
     res["targets"] = targets(res)
     res["wall_s"] = round(time.monotonic() - t0, 1)
     res["parent"] = {"pid": os.getpid(),
@@ -575,6 +620,11 @@ def markdown(res: dict) -> str:
         lines += ["", f"Notebooks {' and '.join(NOTEBOOKS)} (not smoke, model {nb['preset']}"
                   + (", toy size" if res["toy"] and nb["preset"] != "tiny" else "") + f"): {_nb_result(nb)}"
                   + (f"; pid {nb['pid']}" if nb.get("pid") else "")]
+    two = res.get("two_gpu")
+    if two:
+        value = f"{two['ratio']}x, " if two.get("ratio") else ""
+        lines += ["", f"Two-GPU training (DDP, hf, zero-shot, `accelerate launch`): {value}**{two['verdict']}** "
+                  f"({two['why']})"]
     lines += ["", "## Targets", ""]
     for t in res["targets"]:
         value = "" if t["value"] is None else f"{t['value']}: "

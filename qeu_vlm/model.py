@@ -12,6 +12,7 @@ The other backend makes the same steps with ``AutoModelForImageTextToText`` and 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from .config import Config
@@ -70,6 +71,7 @@ def load_model(cfg: Config, backend: str, adapter=None):
 def _load_unsloth(cfg: Config, path: str, adapter: Path | None):
     from unsloth import FastVisionModel
 
+    # Under accelerate launch / torchrun Unsloth puts each process on its own GPU (LOCAL_RANK) itself.
     model, processor = FastVisionModel.from_pretrained(
         str(adapter or path), load_in_4bit=four_bit(cfg), full_finetuning=cfg.full_finetune,
         use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False)
@@ -91,20 +93,39 @@ def precision() -> dict:
     return {"fp16": not bf16, "bf16": bf16}
 
 
+def process_state():
+    """Accelerate's view of this process (index, count, device): one process in a notebook, one of several under
+    ``accelerate launch`` / ``torchrun``. Without a CUDA GPU the processes are CPU processes (gloo), as the
+    trainer makes them (``SFTConfig(use_cpu=True)``)."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def zero3() -> bool:
+    """Launched with a DeepSpeed ZeRO-3 config (``accelerate launch`` says so in the environment)."""
+    return os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
+
+
 def placement(cfg: Config) -> dict:
-    """``from_pretrained`` arguments that put the model on the GPU when there is one, 4-bit where asked,
-    with the settings Unsloth's 4-bit checkpoints use, so both backends compare at equal settings."""
+    """``from_pretrained`` arguments that put the model on this process's GPU when there is one (GPU i for
+    process i of a machine, as TRL places each rank), 4-bit where asked, with the settings Unsloth's 4-bit
+    checkpoints use, so both backends compare at equal settings. Under ZeRO-3 DeepSpeed places the weights itself:
+    no device map, and 4-bit weights stored in the compute dtype so they can be sharded."""
     import torch
 
     if not torch.cuda.is_available():
         return {"dtype": torch.float32}
     half = torch.bfloat16 if precision()["bf16"] else torch.float16
-    out = {"device_map": {"": torch.cuda.current_device()}, "dtype": half}
+    out = {"dtype": half} if zero3() else {"device_map": {"": process_state().local_process_index}, "dtype": half}
     if four_bit(cfg):
         from transformers import BitsAndBytesConfig
 
+        storage = {"bnb_4bit_quant_storage": half} if zero3() else {}
         out["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                        bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=half)
+                                                        bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=half,
+                                                        **storage)
     return out
 
 

@@ -11,6 +11,7 @@ The steps of Unsloth's vision notebooks, in their order::
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from . import backend as backends
@@ -21,7 +22,23 @@ from .model import for_training, load_model, precision
 from .presets import PRESETS
 
 __all__ = ["TrainingError", "train", "sft_config", "batch_and_accumulation", "precision", "gpu_memory",
-           "last_checkpoint", "save_training_log"]
+           "last_checkpoint", "save_training_log", "check_processes"]
+
+
+def check_processes(gpus: int | None = None, env=os.environ) -> int:
+    """The number of processes ``accelerate launch`` / ``torchrun`` started on this machine (1 when neither did),
+    after checking each can have a GPU of its own; machines without a CUDA GPU train in CPU processes. Call it
+    before any work: a process without a GPU would otherwise fail deep inside CUDA, after the others started."""
+    local = int(env.get("LOCAL_WORLD_SIZE", env.get("WORLD_SIZE", 1)))
+    if gpus is None:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    if 0 < gpus < local:
+        raise TrainingError(f"{local} processes were launched on this machine but it has {gpus} CUDA GPU"
+                            f"{'s' if gpus > 1 else ''}: each process trains on a GPU of its own; launch with "
+                            f"--num_processes {gpus} (accelerate launch) or --nproc_per_node {gpus} (torchrun)")
+    return local
 
 
 def gpu_memory() -> dict:
@@ -75,6 +92,9 @@ def sft_config(cfg: Config, run: Path):
         report_to="none", remove_unused_columns=False, max_length=None,
         dataset_kwargs={"skip_prepare_dataset": True}, dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),        # pinning needs a GPU (torch warns on CPU)
+        # without it, processes launched on a machine without a GPU each train alone instead of as one gloo group
+        use_cpu=not torch.cuda.is_available(),
+        ddp_find_unused_parameters=False,       # LoRA and full fine-tuning use every trained weight in each step
         **{_checkpointing_name(): cfg.gradient_checkpointing}, **precision())
 
 
@@ -115,6 +135,7 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     from transformers.trainer_callback import ProgressCallback
 
     run = Path(run)
+    check_processes()
     if cfg.eval_steps and not eval_convs:
         raise TrainingError("eval asked for (eval_steps > 0) but there is nothing to evaluate: the eval split is empty")
     set_seed(cfg.seed)
@@ -138,6 +159,7 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
         trainer.add_callback(eval_lines())
     if optimizer:
         trainer.optimizer = optimizer(trainer)
+    _say_processes(trainer)
     if last and cfg.full_finetune and backend == "hf":
         # transformers 5 Trainer reloads full weights with load_state_dict(strict=False) under the checkpoint's
         # legacy key names, which match nothing in Qwen2.5-VL: it would silently resume from the initial weights.
@@ -146,14 +168,39 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     before = gpu_memory()
     out = trainer.train(resume_from_checkpoint=last)
     save_training_log(trainer, out, run, backend, lengths, before)
-    trainer.save_model(str(run / "adapter"))
-    processor.save_pretrained(str(run / "adapter"))
+    trainer.save_model(str(run / "adapter"))        # every process: ZeRO-3 gathers the weights here; one writes
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(str(run / "adapter"))
+    trainer.accelerator.wait_for_everyone()         # no process returns before the files are there
     return trainer
 
 
+def effective_batch(args) -> dict:
+    """Samples per optimizer step: per device x processes x accumulation (TRL's definition)."""
+    return {"per_device_batch": args.per_device_train_batch_size, "processes": args.world_size,
+            "grad_accum": args.gradient_accumulation_steps,
+            "effective_batch": args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps}
+
+
+def _say_processes(trainer) -> None:
+    """Each process names itself and its device when there are several; the first states the effective batch."""
+    import torch.distributed as dist
+
+    args, b = trainer.args, effective_batch(trainer.args)
+    if args.world_size > 1:
+        print(f"process {args.process_index} of {args.world_size} ({dist.get_backend()}): model on "
+              f"{next(trainer.model.parameters()).device}", flush=True)
+    if trainer.is_world_process_zero():
+        print(f"effective batch {b['effective_batch']} = {b['per_device_batch']} per device x {b['processes']} "
+              f"process{'es' if b['processes'] > 1 else ''} x {b['grad_accum']} accumulation", flush=True)
+
+
 def save_training_log(trainer, out, run, backend: str, lengths: list, before: dict) -> None:
-    """``log_history.json`` (the losses notebook 04 plots) and ``train_stats.json`` (time, speed, GPU memory) in the
-    run folder. ``out``: what ``trainer.train`` returned; ``before``: ``gpu_memory()`` before training."""
+    """``log_history.json`` (the losses notebook 04 plots) and ``train_stats.json`` (time, speed, GPU memory, the
+    effective batch) in the run folder, written once: by the first process when ``accelerate launch`` started
+    several. ``out``: what ``trainer.train`` returned; ``before``: ``gpu_memory()`` before training."""
+    if not trainer.is_world_process_zero():
+        return
     run = Path(run)
     after = gpu_memory()
     stats = {
@@ -165,6 +212,7 @@ def save_training_log(trainer, out, run, backend: str, lengths: list, before: di
         "samples_per_s": round(out.metrics["train_samples_per_second"], 3),
         "device": after.get("gpu", "cpu"),
         "trainer": type(trainer).__name__,
+        **effective_batch(trainer.args),
     }
     if after:
         stats |= {"gpu_total_gb": after["total_gb"], "peak_reserved_gb": after["peak_reserved_gb"],

@@ -199,3 +199,14 @@ def test_main_job_benchmark_refuses_input_that_makes_no_sense_before_any_work(tm
     with pytest.raises(SystemExit, match=message):
         main_job.main(argv + ["--out", str(tmp_path / "b")])
     assert not (tmp_path / "b").exists()
+
+
+def test_the_two_gpu_row_is_unmeasured_below_two_gpus_and_a_ratio_with_two():
+    def never(name, spec):
+        raise AssertionError("no run on a machine with fewer than two GPUs")
+
+    row = gpu.two_gpu(never, {"cuda": True, "gpus": 1}, {"trainer samples/s": 2.0}, {"name": "x-2gpu"})
+    assert row == {"verdict": "unmeasured", "why": "needs two CUDA GPUs; this machine has 1"}
+    row = gpu.two_gpu(lambda name, spec: {"trainer samples/s": 3.5, "processes": 2}, {"gpus": 2},
+                      {"trainer samples/s": 2.0}, {"name": "x-2gpu"})
+    assert (row["verdict"], row["ratio"]) == ("measured", 1.75)

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -52,16 +53,39 @@ def test_push_needs_token_and_never_shows_it(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_lora_merge_export_reloads(tmp_path):
-    """06's merge off Unsloth: peft's merge_and_unload, then save_pretrained; the tiny model reloads without LoRA."""
-    from qeu_vlm.offline.tiny_model import load_tiny_vlm
-    cfg = Config().smoke()
-    cfg.full_finetune = False
-    model, proc = load_model(loadable(cfg, tmp_path), "hf")
-    assert any("lora_" in n for n, _ in model.named_parameters())
+def test_lora_merge_export_reloads_with_its_processor_and_answers_as_base_plus_adapter(tmp_path, twin, twin_dir):
+    """06's merge off Unsloth: peft's merge_and_unload, then save_pretrained with the processor; the folder loads
+    back with its processor, without LoRA, and answers as base + adapter did."""
+    import torch
+
+    from qeu_vlm.conversation import convert
+    from qeu_vlm.data import load_pools
+    from qeu_vlm.generation import _inputs, generate
+
+    cfg = replace(loadable(Config().smoke(), tmp_path), full_finetune=False)
+    model, proc = load_model(cfg, "hf")
+    torch.manual_seed(0)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:            # B starts at zero, where merging changes nothing: give the adapter an effect
+            torch.nn.init.normal_(p, std=0.5)
+    convs = convert(twin.splits["CYLNimages_test_1015"][:2], load_pools(twin_dir / "drive"), ["zero", "one"], seed=0,
+                    with_answer=False)
+    batch = _inputs(proc, convs, "cpu")
+    with torch.inference_mode():
+        tuned = model(**batch).logits
+        with model.disable_adapter():
+            base = model(**batch).logits
+    answers = generate(model, proc, convs, max_new_tokens=16, progress=False)
     out = tmp_path / "merged"
     model.merge_and_unload().save_pretrained(out)
     proc.save_pretrained(out)
-    merged, _ = load_tiny_vlm(out)
+    merged, merged_proc = load_model(replace(cfg, model=str(out), full_finetune=True), "hf")
     assert not any("lora_" in n for n, _ in merged.named_parameters())
-    assert list(out.glob("*.safetensors"))
+    assert merged_proc.tokenizer.chat_template == proc.tokenizer.chat_template
+    with torch.inference_mode():
+        again = merged(**batch).logits                                  # the same inputs, padding included
+    assert not torch.allclose(tuned, base, atol=1e-3)                  # the adapter matters ...
+    assert torch.allclose(again, tuned, atol=1e-4)                     # ... and the merged weights carry it
+    assert [a for a, _ in generate(merged, merged_proc, convs, max_new_tokens=16, progress=False)] == \
+        [a for a, _ in answers]
+

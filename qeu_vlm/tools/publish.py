@@ -59,11 +59,9 @@ def model_card(run: str | Path, base: str, name: str, full_model: bool = False):
 
 def push_adapter(run: str | Path, repo_id: str, base: str, private: bool = True, full_model: bool = False) -> str:
     """Upload ``run/adapter`` (safetensors) with a model card carrying the metrics."""
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import HfApi
 
-    token = get_token()          # HF_TOKEN, Colab's secret store (the key icon), or a saved login
-    if not token:
-        raise RuntimeError("no Hub token: set HF_TOKEN in the environment or in Colab's secrets (key icon)")
+    token = _token()
     adapter = Path(run) / "adapter"
     if not any(adapter.glob("*.safetensors")):
         raise FileNotFoundError(f"{adapter}: no .safetensors weights to push")
@@ -78,11 +76,9 @@ def push_twin(run: str | Path, repo_id: str, private: bool = True, card: str | P
     """Upload the run's synthetic twin (both splits) as a Hub dataset, with its data card
     (``card``, default the ``synthetic_twin.md`` shipped with the package, or of a source checkout)."""
     import datasets
-    from huggingface_hub import DatasetCard, get_token
+    from huggingface_hub import DatasetCard
 
-    token = get_token()
-    if not token:
-        raise RuntimeError("no Hub token: set HF_TOKEN in the environment or in Colab's secrets (key icon)")
+    token = _token()
     datasets.load_from_disk(str(Path(run) / "twin" / "dataset")).push_to_hub(repo_id, private=private, token=token)
     card = Path(card) if card else twin_card()
     DatasetCard(card.read_text()).push_to_hub(repo_id, token=token)
@@ -97,3 +93,12 @@ def twin_card() -> Path:
         if path.exists():
             return path
     raise FileNotFoundError("synthetic_twin.md: the twin's data card is not installed; reinstall qeu_vlm")
+
+
+def _token() -> str:
+    from huggingface_hub import get_token
+
+    token = get_token()          # HF_TOKEN, Colab's secret store (the key icon), or a saved login
+    if not token:
+        raise RuntimeError("no Hub token: set HF_TOKEN in the environment or in Colab's secrets (key icon)")
+    return token

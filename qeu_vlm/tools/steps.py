@@ -25,9 +25,9 @@ from ..data import DataError, load_pools, load_records
 from ..domain import PASSED, parse_bbox
 from ..generation import predict, prediction_row, write_jsonl
 from ..metrics import score_rows
-from ..model import load_model
+from ..model import load_model, process_state
 from ..plots import evaluation_plots, example_figure, learning_curves, sample_sheet
-from ..training import train
+from ..training import check_processes, train
 from ..twin.synth import SynthConfig, Twin, write_twin
 from .planner import memory_check
 from .report import report
@@ -213,20 +213,30 @@ def preflight_step(cfg: Config, p: Prepared, collator, backend: str, train_convs
     samples = [with_image_list(c) for c in (p.train_convs if train_convs is None else train_convs)]
     lengths = preflight(collator, samples, range(len(samples)), cfg.max_length)
     preflight(collator, [with_image_list(c) for c in p.eval_convs], range(len(p.eval_convs)), cfg.max_length, "eval")
-    (p.run / "plan.txt").write_text(memory_check(cfg, lengths, backend))
+    if process_state().is_main_process:
+        (p.run / "plan.txt").write_text(memory_check(cfg, lengths, backend))
     return lengths
 
 
 def train_step(cfg: Config, prepared: Prepared | None = None):
-    """Fine-tune (``training.train``) after the pre-flight and memory check, and plot the learning curves."""
+    """Fine-tune (``training.train``) after the pre-flight and memory check, and plot the learning curves.
+
+    In one process, or in each of those ``accelerate launch`` started (``docs/guide.md``, multi-GPU training): the
+    first writes the twin and the tiny model while the others wait, then each loads the model onto its own device;
+    the adapter, logs, checkpoints and curves are written once."""
+    check_processes()                            # before any work
     backend = backends.choose(cfg.backend)
-    p = prepared or prepare(cfg)
+    state = process_state()
+    with state.main_process_first():
+        p = prepared or prepare(cfg)
+        loadable(cfg, p.run)
     model, processor = load_step(cfg, p.run, backend)
     collator = make_collator(cfg, model, processor, backend)
     lengths = preflight_step(cfg, p, collator, backend)
     trainer = train(cfg, p.train_convs, p.eval_convs, p.run, model=model, processor=processor, collator=collator,
                     lengths=lengths)
-    plot_step(p.run)
+    if state.is_main_process:
+        plot_step(p.run)
     return trainer
 
 
