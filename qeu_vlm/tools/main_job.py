@@ -7,11 +7,11 @@ again (after), runs the classic baseline on them (the bar to clear), and writes 
 ``metrics.json``. The run folder is written whole or not at all (``files.staged``). The recipe is
 ``recipes/main_job.py``.
 
-Training has a fixed length, so the outcome does not depend on the machine's speed: a vision warm-up of 100 steps
-(``vision_warmup``: each image token learns which pin's defect it holds), then 200 fine-tuning steps.
+Training has a fixed length, so the outcome does not depend on the machine's speed: a vision warm-up of 150 steps
+(``vision_warmup``: each image token learns which pin's defect it holds), then 300 fine-tuning steps.
 
 >>> cfg, job = main_job_config("runs/main_job"); cfg.max_steps, job.warmup_steps, cfg.twin_look
-(200, 100, 'rendered')
+(300, 150, 'rendered')
 """
 from __future__ import annotations
 
