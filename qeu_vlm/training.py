@@ -17,7 +17,7 @@ from pathlib import Path
 from . import backend as backends
 from .batching import TrainingError, make_collator, preflight
 from .config import Config
-from .conversation import with_image_list
+from .conversation import as_dataset, with_image_list
 from .model import for_training, load_model, precision
 from .presets import PRESETS
 
@@ -130,7 +130,6 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     when the caller ran the length pre-flight itself (``batching.preflight``); ``optimizer(trainer)`` returning the
     optimizer the trainer should use; ``callbacks``, the trainer's own hooks."""
     backend = backends.choose(cfg.backend)       # before transformers, trl or peft is imported
-    import datasets
     from transformers import set_seed
     from transformers.trainer_callback import ProgressCallback
 
@@ -149,8 +148,7 @@ def train(cfg: Config, train_convs: list, eval_convs: list, run: Path, resume: b
     last = last_checkpoint(run) if resume else None
     for_training(model, backend)
     # Unsloth's notebooks hand SFTTrainer a plain list; TRL takes a Dataset.
-    as_data = (lambda xs: xs or None) if backend == "unsloth" else (
-        lambda xs: datasets.Dataset.from_list(xs) if xs else None)
+    as_data = (lambda xs: xs or None) if backend == "unsloth" else (lambda xs: as_dataset(xs) if xs else None)
     trainer = backends.sft_trainer_class()(
         model=model, args=sft_config(cfg, run), train_dataset=as_data(train_samples),
         eval_dataset=as_data(eval_samples), data_collator=collator, processing_class=processor,

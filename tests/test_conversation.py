@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from qeu_vlm import parse_answer
-from qeu_vlm.conversation import convert, with_image_list, images_of, shot_plan, to_conversation
+from qeu_vlm.conversation import as_dataset, convert, with_image_list, images_of, shot_plan, to_conversation
 from qeu_vlm.data import decode, load_pools
 
 
@@ -34,6 +34,24 @@ def test_inference_variant_and_trl_form(twin, pools):
     t = with_image_list(inf)
     assert len(t["images"]) == 3
     assert sum(c == {"type": "image"} for m in t["messages"] for c in m["content"]) == 3
+
+
+def test_as_dataset_holds_the_same_pixels_and_encodes_each_image_once(twin, pools, monkeypatch):
+    import datasets
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    convs = [to_conversation(r, pools, "zero", rng) for r in twin.splits["CYLNimages_train_1015"][:6]]
+    samples = [with_image_list(c) for c in convs + convs[:2]]          # repeats, as a balanced set has
+    plain = datasets.Dataset.from_list(samples)
+    saved, save = [], Image.Image.save
+    monkeypatch.setattr(Image.Image, "save", lambda im, *a, **k: saved.append(im) or save(im, *a, **k))
+    ds = as_dataset(samples)
+    assert len(ds) == len(samples) and ds.features == plain.features
+    for got, want in zip(ds, plain):
+        assert got["messages"] == want["messages"]
+        assert [np.asarray(a).tolist() for a in got["images"]] == [np.asarray(b).tolist() for b in want["images"]]
+    assert len(saved) == len({np.asarray(im).tobytes() for s in samples for im in s["images"]}) < 2 * len(samples)
 
 
 def test_mixing_seeded(twin, pools):

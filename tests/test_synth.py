@@ -20,6 +20,17 @@ def test_deterministic_and_seeded():
     assert a.splits != c.splits
 
 
+def test_rendered_twin_is_the_same_whatever_the_worker_count():
+    cfg = SynthConfig(n_train=6, n_test=3, seed=5, n_pool=2)
+    from qeu_vlm.twin.synth import generate_rendered
+
+    one, two = generate_rendered(cfg, False, workers=1), generate_rendered(cfg, True, workers=2)
+    assert one.splits == two.splits and one.pools == two.pools and one.star_table == two.star_table
+    assert len(one.splits["CYLNimages_train_1015"]) == 6 and len(one.splits["CYLNimages_test_1015"]) == 3
+    other = generate_rendered(SynthConfig(n_train=6, n_test=3, seed=6, n_pool=2), False, workers=2)
+    assert other.splits != one.splits
+
+
 def test_schema_like_the_hub(twin):
     for recs in twin.splits.values():
         for r in recs:

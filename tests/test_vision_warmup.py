@@ -30,8 +30,8 @@ def test_the_warm_up_teaches_each_token_where_the_mark_is_and_leaves_the_languag
     tower = vision_tower(model)
     lm_before = {n: p.clone() for n, p in model.named_parameters() if "visual" not in n}
     tower_before = {n: p.clone() for n, p in tower.named_parameters()}
-    out = warm_up_tokens(model, proc, marks, steps=80, lr=3e-3, batch_size=8)
-    assert out["steps"] == 80 and out["log"][-1]["step"] == 80 and out["seconds"] > 0
+    out = warm_up_tokens(model, proc, marks, steps=160, lr=3e-3, batch_size=8)
+    assert out["steps"] == 160 and out["log"][-1]["step"] == 160 and out["seconds"] > 0
     assert out["log"][-1]["loss"] < out["log"][0]["loss"]
     assert out["accuracy"] >= 0.9, out["log"]              # chance: 1 in 6 colours, in 1 of 12 tokens
     assert all(torch.equal(p, lm_before[n]) for n, p in model.named_parameters() if "visual" not in n)

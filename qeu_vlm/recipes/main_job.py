@@ -9,7 +9,7 @@ small (``Config.smoke()`` and ``IN_SMOKE_MODE``).
 """
 from dataclasses import dataclass
 
-CONFIG = dict(backend="hf", full_finetune=True, dst_fraction=1.0, twin_look="rendered", n_train=1500, n_test=240,
+CONFIG = dict(backend="hf", full_finetune=True, dst_fraction=1.0, twin_look="rendered", n_train=1500, n_test=300,
               n_inspect=120, n_eval=32, one_shot_first=0, inspect_shots=("zero",), image_size=(224, 154),
               max_pixels=224 * 168, max_length=512, prompt_set="short", batch_size=8, grad_accum=1,
               learning_rate=1e-3, lr_schedule="cosine", warmup_steps=20, max_steps=300,

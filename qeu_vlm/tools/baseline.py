@@ -132,17 +132,29 @@ def _neighbours():
 
 
 NEIGHBOURS = _neighbours()
+NEIGHBOUR_GROUPS = [(np.array([k for k, nb in enumerate(NEIGHBOURS) if len(nb) == n]),
+                     np.array([nb for nb in NEIGHBOURS if len(nb) == n])) for n in sorted({len(nb) for nb in NEIGHBOURS})]
 
 
 def _patches(img: np.ndarray, tops) -> np.ndarray:
     """(27, 2*PATCH+1, 2*PATCH+1, channels) patches centred on ``tops``, sampled bilinearly."""
     u = np.arange(-PATCH, PATCH + 1, dtype=float)
-    out = []
-    for x, y in tops:
-        yy, xx = np.meshgrid(y + u, x + u, indexing="ij")
-        out.append(np.stack([ndi.map_coordinates(img[..., c], [yy, xx], order=1, mode="nearest")
-                             for c in range(img.shape[2])], -1))
-    return np.array(out)
+    tops = np.asarray(tops, dtype=float)
+    yy = np.broadcast_to(tops[:, 1, None, None] + u[None, :, None], (len(tops), len(u), len(u)))
+    xx = np.broadcast_to(tops[:, 0, None, None] + u[None, None, :], (len(tops), len(u), len(u)))
+    return np.stack([ndi.map_coordinates(img[..., c], [yy, xx], order=1, mode="nearest")
+                     for c in range(img.shape[2])], -1)
+
+
+def _neighbour_medians(patches: np.ndarray) -> np.ndarray:
+    """Each pin's neighbours' median patch (as ``np.median``), for all pins with 3, 5 or 8 neighbours at once; a
+    sort along the last axis, as 27 medians across a middle axis took a quarter of the baseline's time."""
+    out = np.empty_like(patches)
+    for pins, nbs in NEIGHBOUR_GROUPS:
+        s = np.sort(np.moveaxis(patches[nbs], 1, -1), axis=-1)
+        n = s.shape[-1]
+        out[pins] = (s[..., (n - 1) // 2] + s[..., n // 2]) / 2
+    return out
 
 
 @dataclass
@@ -168,8 +180,9 @@ class Baseline:
         u = np.arange(-PATCH, PATCH + 1)
         weight = np.exp(-(u[:, None] ** 2 + u[None, :] ** 2) / (2 * SIGMA ** 2))
         anomaly, where = np.zeros(len(tops)), np.zeros((len(tops), 2))
-        for k, nb in enumerate(NEIGHBOURS):
-            diff = patches[k] - np.median(patches[nb], axis=0)
+        medians = _neighbour_medians(patches)
+        for k in range(len(tops)):
+            diff = patches[k] - medians[k]
             anomaly[k] = (weight * np.abs(diff).max(-1)).sum() / weight.sum()
             brighter = np.clip(ndi.grey_erosion(diff.max(-1), size=(ERODE, ERODE)), 0, None)
             mass = brighter * (brighter >= brighter.max() / 2)

@@ -210,8 +210,14 @@ def load_step(cfg: Config, run, backend: str, adapter=None):
 def preflight_step(cfg: Config, p: Prepared, collator, backend: str, train_convs: list | None = None) -> list[int]:
     """The length pre-flight of every training and eval conversation (``batching.preflight``), then the memory
     check (``planner.memory_check``) written to ``plan.txt``; the training samples' token counts."""
-    samples = [with_image_list(c) for c in (p.train_convs if train_convs is None else train_convs)]
-    lengths = preflight(collator, samples, range(len(samples)), cfg.max_length)
+    convs = p.train_convs if train_convs is None else train_convs
+    first = {}                          # a balanced set repeats the same conversations: each is checked once
+    for i, c in enumerate(convs):
+        first.setdefault(id(c), i)
+    once = [convs[i] for i in first.values()]
+    checked = preflight(collator, [with_image_list(c) for c in once], list(first.values()), cfg.max_length)
+    length_of = {id(c): n for c, n in zip(once, checked)}
+    lengths = [length_of[id(c)] for c in convs]
     preflight(collator, [with_image_list(c) for c in p.eval_convs], range(len(p.eval_convs)), cfg.max_length, "eval")
     if process_state().is_main_process:
         (p.run / "plan.txt").write_text(memory_check(cfg, lengths, backend))

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -288,38 +289,36 @@ def generate(cfg: SynthConfig, progress: bool = True) -> Twin:
     return twin
 
 
-def generate_rendered(cfg: SynthConfig, progress: bool = True) -> Twin:
+def generate_rendered(cfg: SynthConfig, progress: bool = True, workers: int | None = None) -> Twin:
     """The rendered look: ray-cast RAW, DST as the render's difference against a passed render, JPEG throughout.
 
+    Each record draws from its own random stream (seed, split, index), so the records are rendered in ``workers``
+    processes (default: one per core, for 200 records or more) and the bytes do not depend on how many.
     Pools as on the real Drive: a star image has the same file name as the passed image it was drawn on.
     """
-    from .render import Pose, defect_box, dst_of, fit_bend, jpeg_bytes, render_scene
+    from .render import Pose, dst_of, jpeg_bytes, render_scene
 
     rc = cfg.render_config()
-    rng = np.random.default_rng(cfg.seed)
-    twin, pins = Twin(cfg), cfg.pins()
-    bar = tqdm(total=cfg.n_train + cfg.n_test, desc="rendering twin", disable=not progress)
+    twin = Twin(cfg)
+    jobs = [(cfg, s, i) for s, n in enumerate((cfg.n_train, cfg.n_test)) for i in range(n)]
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8) if len(jobs) >= 200 and hasattr(os, "fork") else 1
+    recs = []
+    with tqdm(total=len(jobs), desc="rendering twin", disable=not progress) as bar, ExitStack() as stack:
+        rendered = map(_rendered_record, jobs)
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
-    for name, n in ((cfg.train_name, cfg.n_train), (cfg.test_name, cfg.n_test)):
-        recs = []
-        for _ in range(n):
-            pose = Pose.random(rng, rc)
-            typ = "CYLN_DST" if rng.random() < cfg.dst_fraction else "CYLN_RAW"
-            if rng.random() < cfg.passed_fraction:
-                addr, mode, bend = None, PASSED, 0.0
-            else:
-                addr, mode = pins[rng.integers(len(pins))], DEFECT_MODES[rng.integers(4)]
-                bend = fit_bend(pose, addr, mode, np.deg2rad(rng.uniform(*rc.bend_deg)))
-            rend = render_scene(pose, addr, mode, bend)
-            box = (147, 103, 328, 228) if addr is None else defect_box(rend, addr)
-            # Passed parts' DST sometimes come from a reference far off in pose: large bright areas on good pins.
-            img = dst_of(rend, pose, rng, rc, addr is None and rng.random() < rc.bright_fraction) \
-                if typ == "CYLN_DST" else rend.image
-            recs.append({"dir": format_dir(addr, mode), "position": format_position(addr), "type": typ,
-                         "bbox_str": format_bbox(mode, box), "image": jpeg_bytes(img, rc.jpeg_quality)})
+            # fork: the workers need nothing re-imported (spawn would re-run the caller's script); they use numpy
+            # and Pillow only, never torch, whose OpenMP threads a fork must not meet
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")))
+            rendered = pool.map(_rendered_record, jobs, chunksize=16)
+        for r in rendered:
+            recs.append(r)
             bar.update()
-        twin.splits[name] = recs
-    bar.close()
+    twin.splits[cfg.train_name], twin.splits[cfg.test_name] = recs[:cfg.n_train], recs[cfg.n_train:]
+    rng = np.random.default_rng([cfg.seed, 2])
     stars = rng.permutation(len(ALL_ADDRESSES))
     number = 192                          # the real pools' file names: combined_image_simple_no192 ...
     for kind in ("RAW", "DST"):
@@ -337,6 +336,29 @@ def generate_rendered(cfg: SynthConfig, progress: bool = True) -> Twin:
     return twin
 
 
+def _rendered_record(job: tuple) -> dict:
+    """One record of the rendered twin: ``job`` is (config, split number, index), which seed its random stream."""
+    from .render import Pose, defect_box, dst_of, fit_bend, jpeg_bytes, render_scene
+
+    cfg, split, i = job
+    rc, pins = cfg.render_config(), cfg.pins()
+    rng = np.random.default_rng([cfg.seed, split, i])
+    pose = Pose.random(rng, rc)
+    typ = "CYLN_DST" if rng.random() < cfg.dst_fraction else "CYLN_RAW"
+    if rng.random() < cfg.passed_fraction:
+        addr, mode, bend = None, PASSED, 0.0
+    else:
+        addr, mode = pins[rng.integers(len(pins))], DEFECT_MODES[rng.integers(4)]
+        bend = fit_bend(pose, addr, mode, np.deg2rad(rng.uniform(*rc.bend_deg)))
+    rend = render_scene(pose, addr, mode, bend)
+    box = (147, 103, 328, 228) if addr is None else defect_box(rend, addr)
+    # Passed parts' DST sometimes come from a reference far off in pose: large bright areas on good pins.
+    img = dst_of(rend, pose, rng, rc, addr is None and rng.random() < rc.bright_fraction) \
+        if typ == "CYLN_DST" else rend.image
+    return {"dir": format_dir(addr, mode), "position": format_position(addr), "type": typ,
+            "bbox_str": format_bbox(mode, box), "image": jpeg_bytes(img, rc.jpeg_quality)}
+
+
 def write_twin(twin: Twin, out: str | os.PathLike) -> Path:
     """Write ``dataset/`` (``datasets.load_from_disk``), ``drive/`` (Drive layout) and ``summary.json``.
 
@@ -351,7 +373,13 @@ def write_twin(twin: Twin, out: str | os.PathLike) -> Path:
             name: datasets.Dataset.from_list(
                 [r | {"image": {"bytes": r["image"], "path": None}} for r in recs], features=features)
             for name, recs in twin.splits.items()})
-        dd.save_to_disk(str(tmp / "dataset"))
+        was_off = datasets.are_progress_bars_disabled()      # the twin's own bar has shown the work; no second one
+        datasets.disable_progress_bars()
+        try:
+            dd.save_to_disk(str(tmp / "dataset"))
+        finally:
+            if not was_off:
+                datasets.enable_progress_bars()
         drive = tmp / "drive"
         for name, recs in twin.splits.items():
             (drive / name / "images").mkdir(parents=True)
