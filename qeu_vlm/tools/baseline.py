@@ -132,8 +132,10 @@ def _neighbours():
 
 
 NEIGHBOURS = _neighbours()
+# (pins, their neighbours) for each neighbour count: corner pins have 3, edge pins 5, the others 8
 NEIGHBOUR_GROUPS = [(np.array([k for k, nb in enumerate(NEIGHBOURS) if len(nb) == n]),
-                     np.array([nb for nb in NEIGHBOURS if len(nb) == n])) for n in sorted({len(nb) for nb in NEIGHBOURS})]
+                     np.array([nb for nb in NEIGHBOURS if len(nb) == n]))
+                    for n in sorted({len(nb) for nb in NEIGHBOURS})]
 
 
 def _patches(img: np.ndarray, tops) -> np.ndarray:
