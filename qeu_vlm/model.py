@@ -160,6 +160,7 @@ def _load_hf(cfg: Config, path: str, adapter: Path | None):
 def load_processor(path: str):
     """The processor saved beside a model. Without torchvision (a CPU install) transformers cannot build a Qwen-VL
     processor's video half, so a folder saved without one (the offline models) loads as images only."""
+    import transformers
     from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
 
     try:
@@ -169,8 +170,12 @@ def load_processor(path: str):
     if hasattr(processor, "image_processor"):
         return processor
     tokenizer = AutoTokenizer.from_pretrained(path)
-    return image_only_processor_class()(image_processor=AutoImageProcessor.from_pretrained(path),
-                                        tokenizer=tokenizer, chat_template=tokenizer.chat_template)
+    try:
+        images = AutoImageProcessor.from_pretrained(path)
+    except ImportError:             # transformers 5.17 has no AutoImageProcessor without torchvision (the Colab lane)
+        images = transformers.Qwen2VLImageProcessorPil.from_pretrained(path)
+    return image_only_processor_class()(image_processor=images, tokenizer=tokenizer,
+                                        chat_template=tokenizer.chat_template)
 
 
 def image_only_processor_class():

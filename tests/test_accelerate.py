@@ -31,6 +31,7 @@ def _launch(run: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.cpu_processes
 def test_two_processes_train_save_once_resume_and_the_adapter_answers(tmp_path):
     from safetensors.torch import load_file
 

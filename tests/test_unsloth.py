@@ -17,6 +17,7 @@ from qeu_vlm.config import Config
 from qeu_vlm.conversation import convert, shot_plan, with_image_list
 from qeu_vlm.data import load_pools
 from qeu_vlm.model import load_model
+from qeu_vlm.tools.steps import loadable
 from qeu_vlm.training import train
 
 pytestmark = [pytest.mark.unsloth, pytest.mark.slow]

@@ -6,6 +6,7 @@ patches, so ``import_unsloth_as_on_a_gpu`` applies them as the GPU import does. 
 ``qeu_vlm.backend`` see a GPU and load models through transformers + peft, which is what
 ``FastVisionModel.from_pretrained`` (GPU only) would hand over; everything after that is Unsloth's own code.
 """
+import json
 import os
 
 
@@ -25,6 +26,43 @@ def import_unsloth_as_on_a_gpu() -> None:
 
     _patch_trl_trainer()          # what unsloth/_gpu_init.py runs at import
     PatchFastRL()                 # what unsloth/models/llama.py runs at import: UnslothSFTTrainer
+    _load_like_fast_vision_model_on_cpu()
+
+
+def _load_like_fast_vision_model_on_cpu() -> None:
+    """``FastVisionModel.from_pretrained`` and ``get_peft_model`` read the GPU's properties first; code that calls
+    them directly (notebook 03) gets what they would hand over, loaded through transformers + peft."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from unsloth import FastVisionModel
+
+    from qeu_vlm import model
+    from qeu_vlm.config import Config
+
+    def from_pretrained(model_name, load_in_4bit=False, full_finetuning=False, **_):
+        path = Path(model_name)
+        adapter = path if (path / "adapter_config.json").exists() else None
+        base = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"] if adapter else path
+        return model._load_hf(Config(full_finetune=True), str(base), adapter)     # LoRA comes from get_peft_model
+
+    def get_peft_model(m, finetune_vision_layers=True, finetune_language_layers=True,
+                       finetune_attention_modules=True, finetune_mlp_modules=True, r=16, lora_alpha=16,
+                       random_state=0, **_):
+        from peft import LoraConfig, get_peft_model as peft_model
+
+        cfg = replace(Config(), finetune_vision=finetune_vision_layers, finetune_language=finetune_language_layers,
+                      finetune_attention=finetune_attention_modules, finetune_mlp=finetune_mlp_modules)
+        targets = model.lora_targets(m, vision=cfg.finetune_vision, language=cfg.finetune_language,
+                                     attention=cfg.finetune_attention, mlp=cfg.finetune_mlp)
+        import torch
+
+        torch.manual_seed(random_state)
+        return peft_model(m, LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=targets,
+                                        task_type="CAUSAL_LM"))
+
+    FastVisionModel.from_pretrained = staticmethod(from_pretrained)
+    FastVisionModel.get_peft_model = staticmethod(get_peft_model)
 
 
 def load_like_fast_vision_model(cfg, path, adapter):
