@@ -148,13 +148,20 @@ def _load_hf(cfg: Config, path: str, adapter: Path | None):
         return PeftModel.from_pretrained(model, str(adapter)), processor
     if cfg.full_finetune:
         return model, processor
+    return with_lora(model, cfg), processor
+
+
+def with_lora(model, cfg: Config):
+    """peft's LoRA on the layers ``cfg`` names (``families.lora_targets``), as ``FastVisionModel.get_peft_model``
+    adds it."""
+    import torch
     from peft import LoraConfig, get_peft_model
 
     targets = lora_targets(model, vision=cfg.finetune_vision, language=cfg.finetune_language,
                            attention=cfg.finetune_attention, mlp=cfg.finetune_mlp)
     torch.manual_seed(cfg.seed)                # LoRA's A matrices start random, as Unsloth's random_state
     return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
-                                            target_modules=targets, task_type="CAUSAL_LM")), processor
+                                            target_modules=targets, task_type="CAUSAL_LM"))
 
 
 def load_processor(path: str):

@@ -32,7 +32,6 @@ def import_unsloth_as_on_a_gpu() -> None:
 def _load_like_fast_vision_model_on_cpu() -> None:
     """``FastVisionModel.from_pretrained`` and ``get_peft_model`` read the GPU's properties first; code that calls
     them directly (notebook 03) gets what they would hand over, loaded through transformers + peft."""
-    from dataclasses import replace
     from pathlib import Path
 
     from unsloth import FastVisionModel
@@ -44,22 +43,17 @@ def _load_like_fast_vision_model_on_cpu() -> None:
         path = Path(model_name)
         adapter = path if (path / "adapter_config.json").exists() else None
         base = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"] if adapter else path
-        return model._load_hf(Config(full_finetune=True), str(base), adapter)     # LoRA comes from get_peft_model
+        # no adapter: the plain model (LoRA comes from get_peft_model); an adapter: the base with it, as peft loads it
+        return model._load_hf(Config(full_finetune=adapter is None), str(base), adapter)
 
     def get_peft_model(m, finetune_vision_layers=True, finetune_language_layers=True,
                        finetune_attention_modules=True, finetune_mlp_modules=True, r=16, lora_alpha=16,
                        random_state=0, **_):
-        from peft import LoraConfig, get_peft_model as peft_model
-
-        cfg = replace(Config(), finetune_vision=finetune_vision_layers, finetune_language=finetune_language_layers,
-                      finetune_attention=finetune_attention_modules, finetune_mlp=finetune_mlp_modules)
-        targets = model.lora_targets(m, vision=cfg.finetune_vision, language=cfg.finetune_language,
-                                     attention=cfg.finetune_attention, mlp=cfg.finetune_mlp)
-        import torch
-
-        torch.manual_seed(random_state)
-        return peft_model(m, LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=targets,
-                                        task_type="CAUSAL_LM"))
+        return model.with_lora(m, Config(finetune_vision=finetune_vision_layers,
+                                         finetune_language=finetune_language_layers,
+                                         finetune_attention=finetune_attention_modules,
+                                         finetune_mlp=finetune_mlp_modules, lora_r=r, lora_alpha=lora_alpha,
+                                         seed=random_state))
 
     FastVisionModel.from_pretrained = staticmethod(from_pretrained)
     FastVisionModel.get_peft_model = staticmethod(get_peft_model)
