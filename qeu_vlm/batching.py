@@ -88,18 +88,20 @@ def make_collator(cfg: Config, model, processor, backend: str) -> LossMask:
     return LossMask(base, tok, cfg.loss_on)
 
 
-def preflight(collator, samples: list, ids: list, max_length: int | None, what: str = "train") -> list[int]:
+def preflight(collator, samples: list, ids: list, max_length: int | None, what: str = "train",
+              chunk: int = 64) -> list[int]:
     """Token count of every sample; raise, naming the record, on one longer than ``max_length`` (truncation would
-    cut image tokens or the answer) or with every label masked."""
-    lengths = []
-    for sample, rid in zip(samples, ids):
-        b = collator([sample])
-        n = int(b["attention_mask"].sum())
-        lengths.append(n)
-        if max_length is not None and n > max_length:
-            raise TrainingError(f"{what} record {rid}: {n} tokens exceed max_length={max_length}; truncation would cut "
-                             f"image tokens. Raise max_length to at least {n} or lower the image cap (max_pixels).")
-        if not (b["labels"] != -100).any():
-            raise TrainingError(f"{what} record {rid}: every label is masked, nothing to learn from")
+    cut image tokens or the answer) or with every label masked. Collated ``chunk`` samples at a time (padding
+    changes no row's count)."""
+    lengths, ids = [], list(ids)
+    for start in range(0, len(samples), chunk):
+        b = collator(samples[start:start + chunk])
+        for n, labels, rid in zip(b["attention_mask"].sum(1).tolist(), b["labels"], ids[start:start + chunk]):
+            lengths.append(n)
+            if max_length is not None and n > max_length:
+                raise TrainingError(f"{what} record {rid}: {n} tokens exceed max_length={max_length}; truncation "
+                                    f"would cut image tokens. Raise max_length to at least {n} or lower the image "
+                                    "cap (max_pixels).")
+            if not (labels != -100).any():
+                raise TrainingError(f"{what} record {rid}: every label is masked, nothing to learn from")
     return lengths
-

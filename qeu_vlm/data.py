@@ -196,7 +196,12 @@ def load_pools(folder: str | os.PathLike) -> Pools:
 
 def decode(img) -> Image.Image:
     """A record's image (PIL, PNG bytes, or a datasets ``{bytes, path}`` dict) as an RGB PIL image."""
+    return opened(img).convert("RGB")
+
+
+def opened(img) -> Image.Image:
+    """A record's image as Pillow opens it: its size is read, its pixels not yet decoded."""
     if isinstance(img, Image.Image):
-        return img.convert("RGB")
+        return img
     data = img if isinstance(img, bytes) else (img.get("bytes") or Path(img["path"]).read_bytes())
-    return Image.open(io.BytesIO(data)).convert("RGB")
+    return Image.open(io.BytesIO(data))

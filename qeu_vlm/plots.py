@@ -51,10 +51,12 @@ def sample_sheet(records, pools: Pools | None = None, per_type: int = 3, path=No
     The RAW and DST rows are different records (the first of each type in the split), not one defect seen twice.
     """
     rows = []
+    kinds = list(zip(records["type"], records["dir"]))     # the columns alone: no image is decoded to choose
     for typ, short in TYPES:
-        defective = [r for r in records if r["type"] == typ and r["dir"] != "OK"][:per_type]
-        passed = [r for r in records if r["type"] == typ and r["dir"] == "OK"][:1]
-        rows.append((short, [(decode(r["image"]), r["bbox_str"], r["dir"]) for r in defective + passed]))
+        defective = [i for i, (t, d) in enumerate(kinds) if t == typ and d != "OK"][:per_type]
+        passed = [i for i, (t, d) in enumerate(kinds) if t == typ and d == "OK"][:1]
+        chosen = [records[i] for i in defective + passed]
+        rows.append((short, [(decode(r["image"]), r["bbox_str"], r["dir"]) for r in chosen]))
     if pools is not None:
         rows.append(("star", [(im, None, f"star at {addr} ({typ[5:]})")
                               for typ, _ in TYPES for im, addr in pools.stars[typ][:2]]))

@@ -69,6 +69,21 @@ def test_preflight_errors(setup):
         train(cfg, convs, [], setup[1])
 
 
+def test_preflight_in_chunks_counts_each_sample_as_alone(setup):
+    cfg, _, model, proc, convs = setup
+    cfg.loss_on = "final"
+    col = make_collator(cfg, model, proc, "hf")
+    samples = [with_image_list(c) for c in convs]          # one-shot (3 images) and zero-shot: lengths differ
+    alone = [preflight(col, [s], [i], None)[0] for i, s in enumerate(samples)]
+    assert len(set(alone)) > 1
+    assert preflight(col, samples, range(len(samples)), None, chunk=5) == alone
+    no_answer = dict(samples[8], messages=samples[8]["messages"][:-1])
+    with pytest.raises(TrainingError, match="record 8: every label is masked"):
+        preflight(col, samples[:8] + [no_answer], range(9), None, chunk=5)
+    with pytest.raises(TrainingError, match=rf"record 0: {alone[0]} tokens exceed"):
+        preflight(col, samples, range(len(samples)), min(alone[1:]), chunk=5)
+
+
 def test_collators_take_placeholders_and_an_image_list(setup):
     conv = setup[4][0]
     assert sum("image" in c for m in conv["messages"] for c in m["content"]) == 3        # inline in the conversation

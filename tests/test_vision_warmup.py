@@ -4,8 +4,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from qeu_vlm.domain import ALL_ADDRESSES, DEFECT_MODES
-from qeu_vlm.tools.vision_warmup import (Mark, WarmupError, image_tokens, marks_from_records, token_of, vision_tower,
-                                         warm_up_tokens)
+from qeu_vlm.tools.vision_warmup import (Mark, WarmupError, freeze, image_tokens, marks_from_records, token_of,
+                                         vision_tower, warm_up_tokens)
 
 
 COLOURS = [(255, 255, 255), (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
@@ -40,7 +40,7 @@ def test_the_warm_up_teaches_each_token_where_the_mark_is_and_leaves_the_languag
     assert grids == [(3, 4), (2, 2)] and [len(f) for f in feats] == [12, 4]      # images of two sizes
 
 
-def test_a_records_mark_is_its_defect_box_centre_and_a_bad_record_is_named(twin):
+def test_a_records_mark_is_its_defect_box_centre_and_a_bad_record_is_named(twin, twin_dir):
     records = twin.splits["CYLNimages_train_1015"][:12]
     marks = marks_from_records(records, size=(224, 154))
     assert all(m.image.size == (224, 154) for m in marks)
@@ -50,6 +50,18 @@ def test_a_records_mark_is_its_defect_box_centre_and_a_bad_record_is_named(twin)
         else:
             assert ALL_ADDRESSES[m.pin].canonical == r["position"] and 0 < m.where[0] < 1 and 0 < m.where[1] < 1
             assert m.mode >= 1
+    from qeu_vlm.conversation import convert, images_of
+    from qeu_vlm.data import load_pools, load_records
+
+    ds, _ = load_records(str(twin_dir / "dataset"), split="CYLNimages_train_1015")
+    pools = load_pools(twin_dir / "drive")
+    ds = ds.select(range(12))
+    tests = [images_of(c)[-1] for c in convert(ds, pools, ["zero"] * 12, size=(224, 154))]
+    given = marks_from_records(ds, (224, 154), tests)       # the conversation's images, no decoding again
+    assert [m.image for m in given] == tests
+    assert [(m.where, m.pin, m.mode) for m in given] == [(m.where, m.pin, m.mode) for m in marks]
+    with pytest.raises(WarmupError, match="11 images for 12 records"):
+        marks_from_records(ds, (224, 154), tests[:11])
     broken = [dict(records[0]), dict(records[1], bbox_str="Y-plus: nowhere")]
     with pytest.raises(WarmupError, match="record 1: "):
         marks_from_records(broken)
@@ -78,3 +90,21 @@ def test_bad_warm_up_input_is_an_error_before_any_work(smoke_model):
     finally:
         for p in tower.parameters():
             p.requires_grad_(True)
+
+
+def test_a_frozen_part_of_the_tower_is_left_as_it_was(smoke_model):
+    model, proc = smoke_model
+    tower = vision_tower(model)
+    before = {n: p.detach().clone() for n, p in tower.named_parameters()}
+    with pytest.raises(WarmupError, match="no part 'patch_embedding'.*patch_embed"):
+        freeze(model, ["patch_embedding"])
+    freeze(model, ["patch_embed"])
+    try:
+        warm_up_tokens(model, proc, [_dotted(i) for i in range(6)], steps=3, lr=1e-3, batch_size=4)
+        changed = {n.split(".")[0] for n, p in tower.named_parameters() if not torch.equal(p, before[n])}
+        assert changed == {"blocks", "merger"}
+    finally:
+        tower.requires_grad_(True)
+        with torch.no_grad():
+            for n, p in tower.named_parameters():
+                p.copy_(before[n])

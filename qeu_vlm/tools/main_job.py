@@ -8,10 +8,10 @@ again (after), runs the classic baseline on them (the bar to clear), and writes 
 ``recipes/main_job.py``.
 
 Training has a fixed length, so the outcome does not depend on the machine's speed: a vision warm-up of 150 steps
-(``vision_warmup``: each image token learns which pin's defect it holds), then 300 fine-tuning steps.
+(``vision_warmup``: each image token learns which pin's defect it holds), then 280 fine-tuning steps.
 
 >>> cfg, job = main_job_config("runs/main_job"); cfg.max_steps, job.warmup_steps, cfg.twin_look
-(300, 150, 'rendered')
+(280, 150, 'rendered')
 """
 from __future__ import annotations
 
@@ -69,9 +69,10 @@ def fine_tune(cfg: Config, job: MainJob, prepared, train_convs: list):
     Returns ``(trainer, warm-up stats)``."""
     from .. import backend as backends
     from ..batching import make_collator
+    from ..conversation import images_of
     from ..training import last_checkpoint, train
     from .steps import load_step, plot_step, preflight_step
-    from .vision_warmup import marks_from_records, warm_up_tokens
+    from .vision_warmup import freeze, marks_from_records, warm_up_tokens
 
     backend = backends.choose(cfg.backend)
     run = prepared.run
@@ -79,11 +80,14 @@ def fine_tune(cfg: Config, job: MainJob, prepared, train_convs: list):
     collator = make_collator(cfg, model, processor, backend)
     lengths = preflight_step(cfg, prepared, collator, backend, train_convs)
     warm = None
+    freeze(model, job.vision_frozen)
     if last_checkpoint(run) is None:              # a resumed run's checkpoint already holds the warmed-up tower
         records = prepared.train_records.select(range(len(prepared.train_convs)))     # not the eval records
-        warm = warm_up_tokens(model, processor, marks_from_records(records, cfg.image_size), job.warmup_steps,
-                              cfg.learning_rate, job.warmup_batch_size, cfg.seed)
+        tests = [images_of(c)[-1] for c in prepared.train_convs]      # each record's test image, resized
+        warm = warm_up_tokens(model, processor, marks_from_records(records, cfg.image_size, tests),
+                              job.warmup_steps, cfg.learning_rate, job.warmup_batch_size, cfg.seed)
         (run / "vision_warmup.json").write_text(json.dumps(warm, indent=1))
+    freeze(model, job.vision_frozen_in_fine_tuning)
     trainer = train(cfg, train_convs, prepared.eval_convs, run, model=model, processor=processor, collator=collator,
                     lengths=lengths)
     plot_step(run)

@@ -35,17 +35,29 @@ class Mark:
     mode: int = 0
 
 
-def marks_from_records(records, size: tuple | None = None) -> list[Mark]:
+def marks_from_records(records, size: tuple | None = None, images: list | None = None) -> list[Mark]:
     """A record's test image, marked at its defect box's centre with its position and mode; a passed record is
-    unmarked. A defective record whose box or position does not read is an error naming the record."""
-    from ..data import decode
+    unmarked. A defective record whose box or position does not read is an error naming the record.
+
+    ``images``: the records' test images already made (a conversation's, resized to ``size``), so that none is
+    decoded twice."""
+    from ..data import decode, opened
     from ..domain import ALL_ADDRESSES, DEFECT_MODES, PASSED, DomainError, parse_bbox, parse_position
 
+    if images is not None and len(images) != len(records):
+        raise WarmupError(f"{len(images)} images for {len(records)} records")
+    if images is not None and hasattr(records, "cast_column"):
+        import datasets
+
+        records = records.cast_column("image", datasets.Image(decode=False))     # the size is all that is read
     out = []
     for i, r in enumerate(records):
-        img = decode(r["image"]).convert("RGB")
-        w, h = img.size
-        img = img.resize(tuple(size)) if size else img
+        if images is None:
+            img = decode(r["image"])
+            w, h = img.size
+            img = img.resize(tuple(size)) if size else img
+        else:
+            (w, h), img = opened(r["image"]).size, images[i]
         try:
             mode, (x1, y1, x2, y2) = parse_bbox(r["bbox_str"])
             addr = parse_position(r["position"])
@@ -65,6 +77,16 @@ def vision_tower(model):
         if name.split(".")[-1] == "visual":
             return module
     raise WarmupError(f"{type(model).__name__} has no 'visual' module to warm up")
+
+
+def freeze(model, parts) -> None:
+    """Stop training the vision tower's ``parts`` (names of its children: ``patch_embed``, ``blocks``, ``merger``)."""
+    tower = vision_tower(model)
+    children = dict(tower.named_children())
+    for name in parts:
+        if name not in children:
+            raise WarmupError(f"the vision tower has no part {name!r} (it has: {', '.join(children)})")
+        children[name].requires_grad_(False)
 
 
 def image_tokens(tower, processor, images: list) -> tuple[list, list]:
