@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from qeu_vlm.files import OutputFolderError, check_writable
 from qeu_vlm.tools import cli
@@ -30,13 +31,27 @@ def test_the_main_job_writes_a_self_contained_report_page_beside_its_metrics(job
     sources = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     for what in ("before training", "after training", "classic baseline", "Learning curves", "What ran",
-                 m["commit"], "vision warm-up step"):
+                 m["commit"], "vision warm-up step", "patch_embed and blocks frozen"):
         assert what in page, what
     assert 0 < len(m["examples"]) <= 6 and page.count("<pre>") == 2 * len(m["examples"])
     assert str(out) not in page and ".partial" not in page                # no machine path in what people read
     stages = m["stages_s"]
     assert {"vision warm-up", "fine-tuning", "inspect before training", "inspect after training"} <= set(stages)
     assert json.loads((out / "config.json").read_text())["run_dir"] == str(out)
+
+
+@pytest.mark.slow
+def test_the_patch_embedding_is_never_trained_and_the_merger_is(job):
+    from safetensors.torch import load_file
+
+    from qeu_vlm.offline.pretrain import PRETRAINED
+
+    out, _ = job
+    saved, base = load_file(out / "adapter" / "model.safetensors"), load_file(PRETRAINED / "model.safetensors")
+    parts = {part: [k for k in base if f"visual.{part}." in k] for part in ("patch_embed", "merger")}
+    assert all(parts.values()) and all(k in saved for ks in parts.values() for k in ks)
+    assert all(torch.equal(saved[k].float(), base[k].float()) for k in parts["patch_embed"])
+    assert any(not torch.equal(saved[k].float(), base[k].float()) for k in parts["merger"])
 
 
 def test_answers_are_shown_as_written_never_as_markup(tmp_path):

@@ -146,10 +146,14 @@ def _target_lines(m: dict) -> list[str]:
 
 def _summary(m: dict) -> str:
     w, threads = m["vision_warmup"], m.get("threads", "?")
+    recipe = m.get("settings", {}).get("recipe", {})
+    frozen = [*recipe.get("vision_frozen", ()), *recipe.get("vision_frozen_in_fine_tuning", ())]
     return (f"The package's offline pretrained model ({m['parameters'] / 1e6:.1f}M parameters), fine-tuned on "
             f"{m['train_conversations']} conversations of the rendered twin's DST images: a vision warm-up of "
             f"{w['steps']} steps (the defect's pin found in {w['accuracy']} of images), then "
-            f"{m['fine_tuning_steps']} fine-tuning steps. Scored zero-shot on {m['test_records']} held-out test "
+            f"{m['fine_tuning_steps']} fine-tuning steps"
+            + (f" with the vision tower's {' and '.join(frozen)} frozen" if frozen else "") + ". "
+            f"Scored zero-shot on {m['test_records']} held-out test "
             f"records ({m['test_passed']} passed, {m['test_records'] - m['test_passed']} defective), "
             f"{m['seconds']:.0f} s in all, torch using {threads} thread{'' if threads == 1 else 's'}.")
 
