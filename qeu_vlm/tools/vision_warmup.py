@@ -7,9 +7,10 @@ pin's mark lies in that token (one of 27, or none) and, for a bent pin, the bend
 gradient. The marks come from the data: a record's defect box (``bbox_str``, in the real datasets too) or the red star
 of the pretraining images. The heads are then dropped; fine-tuning starts from a tower whose tokens carry the address.
 
-Measured (benchmarks/RESULTS.md): on the rendered twin the head finds the defect's pin in 0.85 of images after 150
-steps of a star-pretrained tower. The stage runs a fixed number of steps, so its outcome does not depend on the
-machine's speed. Used by the main job, the pretraining (``offline.pretrain``) and the learn research.
+Measured (benchmarks/RESULTS.md §1): on the rendered twin the head finds the defect's pin in 0.83-0.89 of images
+after 150 steps of the star-pretrained tower, its patch embedding frozen. The stage runs a fixed number of steps, so
+its outcome does not depend on the machine's speed. Used by the main job, the pretraining (``offline.pretrain``)
+and the learn research.
 """
 from __future__ import annotations
 
