@@ -97,7 +97,8 @@ def test_a_frozen_part_of_the_tower_is_left_as_it_was(smoke_model):
     tower = vision_tower(model)
     before = {n: p.detach().clone() for n, p in tower.named_parameters()}
     with pytest.raises(WarmupError, match="no part 'patch_embedding'.*patch_embed"):
-        freeze(model, ["patch_embedding"])
+        freeze(model, ["blocks", "patch_embedding"])
+    assert all(p.requires_grad for p in tower.parameters())          # a bad name froze nothing
     freeze(model, ["patch_embed"])
     try:
         warm_up_tokens(model, proc, [_dotted(i) for i in range(6)], steps=3, lr=1e-3, batch_size=4)

@@ -84,9 +84,10 @@ def freeze(model, parts) -> None:
     """Stop training the vision tower's ``parts`` (names of its children: ``patch_embed``, ``blocks``, ``merger``)."""
     tower = vision_tower(model)
     children = dict(tower.named_children())
+    unknown = [name for name in parts if name not in children]
+    if unknown:                                   # checked first, so a bad name freezes nothing
+        raise WarmupError(f"the vision tower has no part {unknown[0]!r} (it has: {', '.join(children)})")
     for name in parts:
-        if name not in children:
-            raise WarmupError(f"the vision tower has no part {name!r} (it has: {', '.join(children)})")
         children[name].requires_grad_(False)
 
 
